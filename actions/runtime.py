@@ -51,7 +51,7 @@ def client(name: str, factory: Callable[[Any], C]) -> C:
     existing = _clients.get(name)
     if existing is None:
         existing = _clients[name] = factory(integration(name).settings)
-    return existing  # type: ignore[no-any-return]
+    return existing
 
 
 def reset_clients() -> None:

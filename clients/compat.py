@@ -21,7 +21,7 @@ def parse_model(model: type[M], data: Any, vendor: str) -> M:
     validate = getattr(model, "model_validate", None)
     try:
         if validate is not None:
-            return validate(data)  # type: ignore[no-any-return]
+            return validate(data)  # type: ignore[no-any-return,unused-ignore]
         return model.parse_obj(data)
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
@@ -34,5 +34,5 @@ def dump_model(model: BaseModel, **kwargs: Any) -> dict[str, Any]:
     """Dump a model to plain data on either pydantic version."""
     dump = getattr(model, "model_dump", None)
     if dump is not None:
-        return dump(**kwargs)  # type: ignore[no-any-return]
+        return dump(**kwargs)  # type: ignore[no-any-return,unused-ignore]
     return model.dict(**kwargs)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,6 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 from clients.errors import (
@@ -200,9 +200,8 @@ class HttpClient:
         return (await self.request(method, url, **kwargs)).json()
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(
-            initial=self.retry.initial_wait, max=self.retry.max_wait, jitter=self.retry.jitter
-        )(state)
+        exponential = self.retry.initial_wait * 2 ** (state.attempt_number - 1)
+        backoff = min(self.retry.max_wait, exponential) + random.uniform(0, self.retry.jitter)
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
         if isinstance(exc, _RetryableStatus):

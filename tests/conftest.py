@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -22,3 +22,12 @@ def action_server(sandbox: Sandbox) -> Iterator[ActionServer]:
     integration pointed at the simulators with SANDBOX=1."""
     with running_action_server({"SANDBOX": "1", "SANDBOX_URL": sandbox.url}) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+async def _close_http_sessions() -> AsyncIterator[None]:
+    """Each test runs on its own event loop: close the shared HTTP session it opened."""
+    yield
+    from clients.http import close_shared_sessions
+
+    await close_shared_sessions()

@@ -1,0 +1,43 @@
+"""No secret, token or customer contact detail reaches a log line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from clients.redact import install_redaction, redact, register_secrets
+
+
+@pytest.mark.parametrize(
+    ("line", "leak"),
+    [
+        ("GET https://x.blazeloop.net/api/v1/surveys?authToken=Oldtbksdh&location=1", "Oldtbksdh"),
+        ("Authorization: Bearer abc.def.ghi", "abc.def.ghi"),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "eyJzdWIiOiIxIn0"),
+        ("customer jane.doe@example.com asked", "jane.doe"),
+        ("sms +46 70 123 45 67", "123 45"),
+        ('{"apikey": "abc123", "pass": "pw1"}', "abc123"),
+    ],
+)
+def test_patterns_are_masked(line: str, leak: str) -> None:
+    assert leak not in redact(line)
+
+
+def test_ordinary_identifiers_survive() -> None:
+    assert redact("ticket 12345 created in 35 ms") == "ticket 12345 created in 35 ms"
+
+
+def test_every_logger_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    install_redaction()
+    register_secrets(["corp-token-xyz"])
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("some.library").info("sending %s for %s", "corp-token-xyz",
+                                               "a.person@example.org")
+        try:
+            raise ValueError("bad address a.person@example.org")
+        except ValueError:
+            logging.getLogger("other").exception("failed")
+    assert "corp-token-xyz" not in caplog.text
+    assert "a.person@" not in caplog.text
+    assert "ValueError" in caplog.text

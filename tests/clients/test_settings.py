@@ -1,0 +1,91 @@
+"""Configuration: real vendor, simulator, or a clear refusal to start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from clients import settings as settings_module
+from clients.errors import ConfigurationError
+from clients.redact import redact
+from clients.settings import IntegrationSettings, load_integrations
+
+
+class AcmeSettings(IntegrationSettings):
+    model_config = SettingsConfigDict(env_prefix="ACME_")
+    credential_fields: ClassVar[tuple[str, ...]] = ("api_key", "api_secret")
+
+    base_url: str = "https://api.acme.example"
+    api_key: str = ""
+    api_secret: SecretStr = SecretStr("")
+    queue: int | None = None
+
+    def for_sandbox(self, sandbox_url: str) -> AcmeSettings:
+        return self.model_copy(update={"base_url": f"{sandbox_url}/acme", "api_key": "demo",
+                                       "api_secret": SecretStr("demo-secret")})
+
+
+@pytest.fixture(autouse=True)
+def only_acme(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings_module, "INTEGRATIONS",
+                        {"acme": f"{__name__}:AcmeSettings"})
+    for var in ("ACME_API_KEY", "ACME_API_SECRET", "ACME_QUEUE", "SANDBOX", "SANDBOX_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_without_credentials_the_integration_uses_the_simulator() -> None:
+    acme = load_integrations(env_file=None)["acme"]
+    assert acme.sandboxed
+    assert acme.settings.base_url == "http://127.0.0.1:8765/acme"
+
+
+def test_with_all_credentials_the_real_vendor_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACME_API_KEY", "key-123")
+    monkeypatch.setenv("ACME_API_SECRET", "secret-456")
+    acme = load_integrations(env_file=None)["acme"]
+    assert not acme.sandboxed
+    assert acme.settings.base_url == "https://api.acme.example"
+    assert acme.settings.api_secret.get_secret_value() == "secret-456"
+    assert "secret-456" not in repr(acme.settings)
+
+
+def test_sandbox_switch_forces_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACME_API_KEY", "key-123")
+    monkeypatch.setenv("ACME_API_SECRET", "secret-456")
+    monkeypatch.setenv("SANDBOX", "1")
+    monkeypatch.setenv("SANDBOX_URL", "http://127.0.0.1:9999/")
+    acme = load_integrations(env_file=None)["acme"]
+    assert acme.sandboxed
+    assert acme.settings.base_url == "http://127.0.0.1:9999/acme"
+
+
+def test_partial_configuration_names_every_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACME_API_KEY", "key-123")
+    monkeypatch.setenv("ACME_QUEUE", "not-a-number")
+    with pytest.raises(ConfigurationError) as info:
+        load_integrations(env_file=None)
+    assert "ACME_QUEUE" in info.value.message
+    monkeypatch.setenv("ACME_QUEUE", "3")
+    with pytest.raises(ConfigurationError) as info:
+        load_integrations(env_file=None)
+    assert "ACME_API_SECRET: required when acme is configured" in info.value.message
+    assert "key-123" not in info.value.message
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("ACME_API_KEY=from-file\nACME_API_SECRET=file-secret\nACME_QUEUE=4\n")
+    acme = load_integrations(env_file=str(env))["acme"]
+    assert not acme.sandboxed
+    assert acme.settings.queue == 4
+
+
+def test_loaded_secrets_are_masked_in_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACME_API_KEY", "key-123")
+    monkeypatch.setenv("ACME_API_SECRET", "s3cr3t-value")
+    load_integrations(env_file=None)
+    assert "s3cr3t-value" not in redact("auth failed with s3cr3t-value")

@@ -1,0 +1,85 @@
+"""The machinery every simulator shares: counters, injected faults, latency, control API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from sandbox.core import Simulator
+
+
+class EchoSimulator(Simulator):
+    name = "echo"
+
+    def reset_state(self) -> None:
+        self.items: list[Any] = []
+
+    def add_routes(self, app: web.Application) -> None:
+        async def create(request: web.Request) -> web.Response:
+            self.items.append(await request.json())
+            return web.json_response({"id": len(self.items)}, status=201)
+
+        async def read(request: web.Request) -> web.Response:
+            return web.json_response({"id": request.match_info["id"]})
+
+        app.router.add_post("/items", create)
+        app.router.add_get("/items/{id}", read)
+
+    def state(self) -> dict[str, Any]:
+        return {"items": self.items}
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(EchoSimulator().app())) as test_client:
+        yield test_client
+
+
+async def test_calls_are_counted_by_route_template(client: TestClient) -> None:
+    await client.get("/items/1")
+    await client.get("/items/2")
+    await client.post("/items", json={"a": 1})
+    calls = await (await client.get("/_sandbox/calls")).json()
+    assert calls == {"GET /items/{id}": 2, "POST /items": 1}
+
+
+async def test_fault_is_consumed_by_matching_requests_only(client: TestClient) -> None:
+    await client.post("/_sandbox/faults", json=[{"status": 503, "times": 2, "path": "/items/"}])
+    assert (await client.post("/items", json={})).status == 201
+    assert (await client.get("/items/1")).status == 503
+    assert (await client.get("/items/1")).status == 503
+    assert (await client.get("/items/1")).status == 200
+
+
+async def test_rate_limit_fault_carries_retry_after(client: TestClient) -> None:
+    await client.post("/_sandbox/faults", json={"status": 429})
+    resp = await client.get("/items/1")
+    assert resp.status == 429 and resp.headers["Retry-After"] == "0"
+
+
+async def test_malformed_fault_answers_html(client: TestClient) -> None:
+    await client.post("/_sandbox/faults", json={"malformed": True})
+    resp = await client.get("/items/1")
+    assert resp.status == 200 and resp.content_type == "text/html"
+
+
+async def test_state_and_reset(client: TestClient) -> None:
+    await client.post("/items", json={"title": "x"})
+    assert await (await client.get("/_sandbox/state")).json() == {"items": [{"title": "x"}]}
+    await client.post("/_sandbox/faults", json={"status": 500})
+    await client.post("/_sandbox/reset")
+    assert await (await client.get("/_sandbox/state")).json() == {"items": []}
+    assert await (await client.get("/_sandbox/calls")).json() == {}
+    assert (await client.get("/items/1")).status == 200
+
+
+async def test_latency_delays_vendor_calls(client: TestClient) -> None:
+    await client.post("/_sandbox/latency", json={"seconds": 0.05})
+    loop = __import__("asyncio").get_running_loop()
+    started = loop.time()
+    await client.get("/items/1")
+    assert loop.time() - started >= 0.05
