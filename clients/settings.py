@@ -28,7 +28,12 @@ logger = logging.getLogger(__name__)
 ENV_FILE = ".env"
 
 #: Vendor name -> "module:SettingsClass". Adding an integration means adding one line here.
-INTEGRATIONS: dict[str, str] = {}
+INTEGRATIONS: dict[str, str] = {
+    "benti": "clients.benti.settings:BentiSettings",
+    "cention": "clients.cention.settings:CentionSettings",
+    "imbee": "clients.imbee.settings:ImbeeSettings",
+    "loop": "clients.loop.settings:LoopSettings",
+}
 
 
 class IntegrationSettings(BaseSettings):

@@ -7,7 +7,12 @@ import importlib
 from sandbox.core import Simulator
 
 #: URL prefix -> "module:SimulatorClass"
-SIMULATORS: dict[str, str] = {}
+SIMULATORS: dict[str, str] = {
+    "benti": "sandbox.benti:BentiSimulator",
+    "cention": "sandbox.cention:CentionSimulator",
+    "imbee": "sandbox.imbee:ImbeeSimulator",
+    "loop": "sandbox.loop:LoopSimulator",
+}
 
 
 def build_simulators(latency: float = 0.0) -> dict[str, Simulator]:

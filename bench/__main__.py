@@ -1,0 +1,58 @@
+"""`python -m bench` (`make bench`): the action-server throughput and latency benchmark.
+
+Defaults keep a run under ten minutes on a two-core machine. The long memory check of the
+issue is `python -m bench --memory-requests 100000`; a quick look at one action is e.g.
+`python -m bench --scenarios noop benti --concurrency 64`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.run import RESULTS, Config, run
+from bench.scenarios import SCENARIOS
+
+
+def parse(argv: list[str] | None = None) -> Config:
+    defaults = Config()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-ms", type=float, default=defaults.latency_ms,
+                        help="upstream latency added to every vendor call (default 50)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=defaults.concurrency,
+                        help="concurrent conversations per level (default 1 16 64 256)")
+    parser.add_argument("--requests", type=int, default=defaults.requests,
+                        help="at most this many requests per level (default 3000)")
+    parser.add_argument("--duration", type=float, default=defaults.duration,
+                        help="stop issuing requests after this many seconds per level "
+                             "(default 8)")
+    parser.add_argument("--naive-requests", type=int, default=defaults.naive_requests,
+                        help="cap on the baseline's 2 x concurrency requests per level "
+                             "(default 128; never below the concurrency or 16)")
+    parser.add_argument("--warmup", type=int, default=defaults.warmup,
+                        help="warm-up requests per scenario before measuring (default 64)")
+    parser.add_argument("--memory-requests", type=int, default=defaults.memory_requests,
+                        help="requests of the memory run over all vendor actions (default "
+                             "5000; the issue's check is 100000; 0 skips it)")
+    parser.add_argument("--target-concurrency", type=int, default=defaults.target_concurrency,
+                        help="level at which ratios and targets are evaluated (default 64)")
+    parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS),
+                        default=defaults.scenarios, help="which actions to run (default all)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS,
+                        help="where the report folder is created (default bench/results)")
+    args = parser.parse_args(argv)
+    return Config(latency_ms=args.latency_ms, concurrency=args.concurrency,
+                  requests=args.requests, duration=args.duration,
+                  naive_requests=args.naive_requests, warmup=args.warmup,
+                  memory_requests=args.memory_requests,
+                  target_concurrency=args.target_concurrency, scenarios=args.scenarios,
+                  results_dir=args.results_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(parse(argv))
+
+
+if __name__ == "__main__":
+    main()

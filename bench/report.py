@@ -1,0 +1,142 @@
+"""The report: a Markdown table, a PNG plot and the raw numbers as JSON.
+
+`write()` puts `report.md`, `throughput-latency.png` and `results.json` in the run's folder
+and prints the report, ratios and targets included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from bench.run import Results
+from bench.scenarios import SCENARIOS
+from bench.targets import Target, evaluate, ratios
+
+PLOT = "throughput-latency.png"
+
+
+def ms(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{seconds * 1000:.1f}"
+
+
+def short_route(route: str) -> str:
+    method, _, path = route.partition(" ")
+    return f"{method} .../{path.rstrip('/').rsplit('/', 1)[-1]}"
+
+
+def level_table(results: Results) -> list[str]:
+    lines = [
+        "| action | conc. | requests | req/s | p50 ms | p95 ms | p99 ms | errors "
+        "| vendor calls/action | CPU server / sim. / load / machine |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for level in results.levels:
+        routes = ", ".join(f"{short_route(r)} {v:.2f}" for r, v in level.routes.items()
+                           if v >= 0.005)
+        calls = f"{level.calls:.2f}" + (f" ({routes})" if routes else "")
+        lines.append(
+            f"| {SCENARIOS[level.scenario].title} | {level.concurrency} | {level.requests} "
+            f"| {level.throughput:.1f} | {ms(level.p50)} | {ms(level.p95)} | {ms(level.p99)} "
+            f"| {level.errors} | {calls} | {level.server_cpu:.0%} / {level.sandbox_cpu:.0%} / "
+            f"{level.loadgen_cpu:.0%} / {level.machine_cpu:.0f}% |")
+    return lines
+
+
+def target_table(targets: list[Target]) -> list[str]:
+    lines = ["| action | target | goal | measured | result |", "|---|---|---|---|---|"]
+    for t in targets:
+        lines.append(f"| {t.scenario} | {t.name} | {t.goal} | {t.measured} | **{t.verdict}** |")
+    notes = [f"- {t.scenario}, {t.name}: {t.note}" for t in targets if not t.met and t.note]
+    return lines + (["", "Why missed:", *notes] if notes else [])
+
+
+def markdown(results: Results) -> str:
+    config = results.config
+    lines = [
+        "# Action server benchmark",
+        "",
+        f"Run {results.started} on {results.cpu_count} CPU cores; upstream latency "
+        f"L = {config.latency_ms:g} ms per vendor call; levels {config.concurrency}, each "
+        f"bounded by {config.requests} requests or {config.duration:g} s "
+        f"(the naive baseline by {config.naive_requests} requests or 2 x concurrency). "
+        "CPU: share of one core used by the action server, the simulators and the load "
+        "generator, and of the whole machine.",
+        "",
+        *level_table(results),
+        "",
+        "k (sequential vendor calls after warm-up, from the counters at the first level):",
+        "",
+    ]
+    for name, seen in results.k.items():
+        if SCENARIOS[name].vendor:
+            lines.append(f"- {SCENARIOS[name].title}: k = {seen['k']} (declared "
+                         f"{seen['declared_k']}), {seen['calls']:.2f} calls per action "
+                         f"(declared {seen['declared_calls']})"
+                         + (f", unexpected: {', '.join(seen['unexpected'])}"
+                            if seen["unexpected"] else ""))
+    found = ratios(results)
+    if found:
+        lines += ["", "Ratios:", ""] + [f"- {label}: {value:.3g}" for label, value in found]
+    memory = results.memory
+    if memory is not None:
+        lines += ["", f"Action server RSS: {memory.at_start:.1f} MiB at start, "
+                      f"{memory.before:.1f} MiB before the memory run, {memory.after:.1f} MiB "
+                      f"after its {memory.requests} requests ({memory.errors} errors); samples: "
+                  + ", ".join(f"{n}: {rss:.1f}" for n, rss in memory.samples)]
+    targets = evaluate(results)
+    if targets:
+        lines += ["", f"## Targets at {config.target_concurrency} concurrent conversations", "",
+                  *target_table(targets)]
+    lines += ["", f"![throughput and latency]({PLOT})", ""]
+    return "\n".join(lines)
+
+
+def plot(results: Results, path: Path) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name in results.config.scenarios:
+        levels = [lv for lv in results.levels if lv.scenario == name]
+        if not levels:
+            continue
+        xs = [lv.concurrency for lv in levels]
+        title = SCENARIOS[name].title
+        left.plot(xs, [lv.throughput for lv in levels], marker="o", label=title)
+        right.plot(xs, [lv.p50 * 1000 for lv in levels], marker="o", label=f"{title} p50")
+        right.plot(xs, [lv.p99 * 1000 for lv in levels], marker="x", linestyle=":",
+                   color=right.lines[-1].get_color())
+    for axis, label in ((left, "throughput (req/s)"), (right, "latency (ms), p50 — / p99 ···")):
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel("concurrent conversations")
+        axis.set_ylabel(label)
+        axis.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=8)
+    fig.suptitle(f"Action server, upstream latency {results.config.latency_ms:g} ms per call")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def as_json(results: Results) -> str:
+    data = dataclasses.asdict(results)
+    data["config"]["results_dir"] = str(results.config.results_dir)
+    data["targets"] = [dataclasses.asdict(t) | {"verdict": t.verdict}
+                       for t in evaluate(results)]
+    data["ratios"] = dict(ratios(results))
+    return json.dumps(data, indent=2, default=str, allow_nan=True)
+
+
+def write(results: Results, folder: Path) -> str:
+    text = markdown(results)
+    (folder / "report.md").write_text(text)
+    (folder / "results.json").write_text(as_json(results))
+    plot(results, folder / PLOT)
+    print("\n" + text + f"\nReport written to {folder}", flush=True)
+    return text

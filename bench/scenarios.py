@@ -1,0 +1,126 @@
+"""What the benchmark runs: one scenario per action, with valid slots for its payload.
+
+`stages` lists the vendor routes an action calls once warmed up, in order; routes in the
+same stage run concurrently. So `k = len(stages)` is the number of sequential vendor calls
+(what the latency bound depends on) and `calls` the vendor calls per action. The benchmark
+checks both against the simulators' counters instead of trusting them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.payloads import CONVERSATION, CUSTOMER, BodyTemplate, domain, webhook_payload
+
+PRODUCT = "product"
+NAIVE = "naive"
+
+#: Returning customers: the warm-up registers them with the vendors that keep users.
+CUSTOMERS = 32
+
+TURNS = [
+    ("Hi", "Hello! How can I help?"),
+    ("I can't log in to my account since this morning",
+     "I'm sorry to hear that. Let me help you."),
+]
+
+
+def slots(**values: Any) -> dict[str, Any]:
+    """Every slot of the domain, as Rasa sends them (unset ones as null), with `values`."""
+    result: dict[str, Any] = {name: None for name in domain().get("slots", {})}
+    result.update(values)
+    return result
+
+
+def customer_slots() -> dict[str, Any]:
+    return {"customer_name": f"Customer {CUSTOMER}",
+            "customer_email": f"customer-{CUSTOMER}@example.com"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    action: str
+    server: str
+    vendor: str | None
+    stages: tuple[tuple[str, ...], ...]
+    expected_response: str | None
+    payload: Callable[[], dict[str, Any]]
+    #: Empty the simulator before each run: for simulators that look objects up by
+    #: scanning all of them, whose clients keep no state that a reset would invalidate.
+    reset_simulator: bool = False
+    #: For the baseline: the product scenario it is compared with.
+    twin: str | None = None
+
+    @property
+    def k(self) -> int:
+        return len(self.stages)
+
+    @property
+    def calls(self) -> int:
+        return sum(len(stage) for stage in self.stages)
+
+    def template(self) -> BodyTemplate:
+        return BodyTemplate(self.payload(), CUSTOMERS)
+
+
+def noop_payload() -> dict[str, Any]:
+    return webhook_payload("action_bench_noop", slots(), TURNS, "hello")
+
+
+def benti_payload() -> dict[str, Any]:
+    return webhook_payload(
+        "action_benti_create_ticket",
+        slots(**customer_slots(), benti_ticket_title="Cannot log in",
+              benti_ticket_description="Since this morning the login page says my password "
+                                       "is wrong, although I reset it twice."),
+        TURNS, "Please open a ticket", intent="open_ticket")
+
+
+def cention_payload() -> dict[str, Any]:
+    # Each conversation asks in its own words (its id is part of the phrase), so every
+    # answer is a library search: the answer cache cannot short-circuit the vendor call.
+    return webhook_payload("action_cention_answer", slots(), TURNS,
+                           f"Where is my order? It is order {CONVERSATION}",
+                           intent="nlu_fallback")
+
+
+def imbee_payload() -> dict[str, Any]:
+    return webhook_payload("action_imbee_open_chat", slots(**customer_slots()), TURNS,
+                           "I'd like to chat with an agent")
+
+
+BENTI_STAGES = (("GET /ticketing/v1/users", "POST /ticketing/v1/media"),
+                ("POST /ticketing/v1/tickets",))
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
+    Scenario("noop", "No-op (SDK ceiling)", "action_bench_noop", PRODUCT, None, (), None,
+             noop_payload),
+    Scenario("cention", "Cention library answer", "action_cention_answer", PRODUCT,
+             "cention", (("GET /c3_library_questions",),), "utter_cention_answer",
+             cention_payload),
+    Scenario("benti", "Benti ticket", "action_benti_create_ticket", PRODUCT, "benti",
+             BENTI_STAGES, "utter_benti_ticket_created", benti_payload),
+    Scenario("imbee", "Imbee chat", "action_imbee_open_chat", PRODUCT, "imbee",
+             (("POST /third_parties/user/new",), ("POST /chat/create",), ("POST /token/new",)),
+             "utter_imbee_chat_opened", imbee_payload, reset_simulator=True),
+    Scenario("naive_benti", "Naive Benti (baseline)", "action_benti_create_ticket", NAIVE,
+             "benti", (("POST /v1/auth",), ("GET /v1/apis",), *(( r,) for r in
+                                                                 BENTI_STAGES[0]),
+                       BENTI_STAGES[1]),
+             "utter_benti_ticket_created", benti_payload, twin="benti"),
+]}
+
+
+def route_stage(scenario: Scenario, route: str) -> int | None:
+    """The stage of `scenario` a counted route (`"GET /benti/ticketing/v1/users"`) belongs to."""
+    method, _, path = route.partition(" ")
+    for number, stage in enumerate(scenario.stages):
+        for expected in stage:
+            want_method, _, want_path = expected.partition(" ")
+            if method == want_method and path.endswith(want_path):
+                return number
+    return None

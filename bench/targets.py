@@ -1,0 +1,163 @@
+"""The issue's targets, each with its measured value, "met" or "missed", and why if missed.
+
+With k sequential vendor calls of latency L, a conversation cannot run its action faster
+than k x L, so `c` concurrent conversations cannot exceed c / (k x L) actions per second:
+the physical bound. At the target concurrency an action should reach 90% of it, keep its
+median latency within k x L + 10 ms, make exactly its essential vendor calls (auth and
+discovery amortised, stable lookups cached), and the product's Benti action should be at
+least 120x the naive baseline. Over the memory run the action server's RSS must stay flat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.run import Level, Results
+from bench.scenarios import NAIVE, PRODUCT, SCENARIOS, Scenario
+
+THROUGHPUT_SHARE = 0.9
+P50_SLACK = 0.010
+NAIVE_FACTOR = 120.0
+CALLS_TOLERANCE = 0.02
+#: RSS may grow by this share of its value at the start of the memory run.
+MEMORY_GROWTH = 0.05
+BUSY_CORE = 0.85
+BUSY_MACHINE = 90.0
+
+
+@dataclass
+class Target:
+    scenario: str
+    name: str
+    goal: str
+    measured: str
+    met: bool
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return "met" if self.met else "missed"
+
+
+def bound(scenario: Scenario, concurrency: int, latency: float) -> float | None:
+    """c / (k x L), or None when the action has no vendor call or there is no latency."""
+    if scenario.k == 0 or latency <= 0:
+        return None
+    return concurrency / (scenario.k * latency)
+
+
+def why_slow(level: Level, scenario: Scenario, results: Results) -> str:
+    """The most likely cause of a throughput or latency miss, from what was measured."""
+    reasons = []
+    if level.errors:
+        reasons.append(f"{level.errors} requests failed ({level.error_samples[0]})")
+    if level.calls > scenario.calls + CALLS_TOLERANCE:
+        reasons.append(f"{level.calls:.2f} vendor calls per action instead of {scenario.calls}")
+    noop = results.level("noop", level.concurrency)
+    if level.server_cpu >= BUSY_CORE:
+        ceiling = f"; the no-op ceiling here is {noop.throughput:.0f} req/s" if noop else ""
+        reasons.append(
+            f"the action server was CPU-bound ({level.server_cpu:.0%} of its one core{ceiling}): "
+            "the SDK's own cost per request (parsing the tracker and domain, building the "
+            "reply) plus the client's leaves no idle time to overlap more vendor waits. "
+            "More action-server workers on more cores (ACTION_SERVER_SANIC_WORKERS) fix it")
+    if level.machine_cpu >= BUSY_MACHINE:
+        reasons.append(
+            f"the machine's {results.cpu_count} cores were {level.machine_cpu:.0f}% busy with the "
+            "load generator, the simulators and the action server together: a machine with "
+            "more cores, or the load generator on another one, fixes it")
+    if not reasons:
+        reasons.append(
+            f"the action server used {level.server_cpu:.0%} of a core and the machine "
+            f"{level.machine_cpu:.0f}%: the time goes to event-loop scheduling and queueing "
+            "between requests; profile the action server at this load")
+    return "; ".join(reasons)
+
+
+def evaluate(results: Results) -> list[Target]:
+    config = results.config
+    latency = config.latency_ms / 1000
+    c = config.target_concurrency
+    targets: list[Target] = []
+    for name in config.scenarios:
+        scenario = SCENARIOS[name]
+        level = results.level(name, c)
+        if scenario.server != PRODUCT or not scenario.vendor or level is None:
+            continue
+        limit = bound(scenario, c, latency)
+        if limit is not None:
+            share = level.throughput / limit
+            met = share >= THROUGHPUT_SHARE
+            targets.append(Target(
+                name, f"throughput at {c}",
+                f">= {THROUGHPUT_SHARE:.0%} of {c}/(k x L) = {limit:.0f} req/s (k={scenario.k})",
+                f"{level.throughput:.0f} req/s ({share:.0%})", met,
+                "" if met else why_slow(level, scenario, results)))
+            p50_limit = scenario.k * latency + P50_SLACK
+            met = level.p50 <= p50_limit
+            targets.append(Target(
+                name, f"p50 at {c}", f"<= k x L + 10 ms = {p50_limit * 1000:.0f} ms",
+                f"{level.p50 * 1000:.1f} ms", met,
+                "" if met else why_slow(level, scenario, results)))
+        met = abs(level.calls - scenario.calls) <= CALLS_TOLERANCE
+        extra = {r: v for r, v in level.routes.items()
+                 if v >= 0.005 and not any(r.endswith(e.partition(" ")[2])
+                                           for stage in scenario.stages for e in stage)}
+        note = ""
+        if not met:
+            note = ("extra calls per action: " + ", ".join(f"{r} {v:.2f}" for r, v in
+                                                         extra.items())
+                    if extra else "fewer calls than the declared flow: "
+                    + ", ".join(f"{r} {v:.2f}" for r, v in level.routes.items()))
+            note += ("; keep tokens and discovered URLs per process and cache stable lookups"
+                     if extra else "; check that every request really reaches the vendor")
+        targets.append(Target(
+            name, f"vendor calls per action at {c}",
+            f"= {scenario.calls} (k={scenario.k} sequential)", f"{level.calls:.3f}", met, note))
+        twins = [s for s in SCENARIOS.values() if s.twin == name and s.name in config.scenarios]
+        for twin in twins:
+            naive = results.level(twin.name, c)
+            if naive is None or naive.throughput <= 0:
+                continue
+            ratio = level.throughput / naive.throughput
+            met = ratio >= NAIVE_FACTOR
+            targets.append(Target(
+                name, f"vs {twin.title} at {c}", f">= {NAIVE_FACTOR:.0f}x", f"{ratio:.0f}x", met,
+                "" if met else (
+                    f"the baseline served {naive.throughput:.1f} req/s, the product "
+                    f"{level.throughput:.0f} req/s; the product's own shortfall: "
+                    + why_slow(level, scenario, results))))
+    memory = results.memory
+    if memory is not None and memory.samples:
+        growth = memory.after - memory.before
+        met = growth <= MEMORY_GROWTH * memory.before
+        targets.append(Target(
+            "all vendors", f"memory over {memory.requests} requests",
+            f"RSS growth <= {MEMORY_GROWTH:.0%} of {memory.before:.1f} MiB",
+            f"{memory.before:.1f} -> {memory.after:.1f} MiB ({growth:+.1f} MiB)", met,
+            "" if met else (
+                f"RSS grew by {growth / max(1, memory.requests) * 1024 * 1024:.0f} bytes per "
+                "request: something keeps per-conversation or per-request state in the action "
+                "server (a dict keyed by conversation, an unbounded cache); bound it (LRU/TTL) "
+                "or keep it in the tracker's slots")))
+    return targets
+
+
+def ratios(results: Results) -> list[tuple[str, float]]:
+    """Each action's throughput over the no-op's, and the product's over the baseline's."""
+    c = results.config.target_concurrency
+    out: list[tuple[str, float]] = []
+    noop = results.level("noop", c)
+    for name in results.config.scenarios:
+        level = results.level(name, c)
+        if level is None or name == "noop":
+            continue
+        if noop is not None and noop.throughput > 0:
+            out.append((f"{SCENARIOS[name].title} / no-op at {c}",
+                        level.throughput / noop.throughput))
+        twin = SCENARIOS[name].twin
+        product = results.level(twin, c) if twin else None
+        if product is not None and level.throughput > 0 and SCENARIOS[name].server == NAIVE:
+            out.append((f"product {SCENARIOS[twin].title} / {SCENARIOS[name].title} at {c}",
+                        product.throughput / level.throughput))
+    return out

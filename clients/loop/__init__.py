@@ -1,0 +1,1 @@
+"""Loop (Benbria): survey responses and loops through Loop's V1 REST API."""

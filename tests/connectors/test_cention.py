@@ -1,0 +1,401 @@
+"""The Cention callback channel inside Rasa Open Source 3.6 (run in .venv-rasa: `-m rasa`).
+
+The channel is mounted with Rasa's own `register()` on a Sanic app served on loopback; the
+agent stand-in applies what Rasa's processor does with a pre-parsed message (the user event,
+slot extraction with the real domain, the rule's response rendered by Rasa's generator) and
+sends the reply through the output channel the connector chose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("rasa", reason="Rasa Open Source 3.6 tests run in .venv-rasa")
+
+import aiohttp  # noqa: E402
+from aioresponses import aioresponses  # noqa: E402
+from rasa.core.actions.action import ActionExtractSlots  # noqa: E402
+from rasa.core.channels.channel import (  # noqa: E402
+    CollectingOutputChannel,
+    InputChannel,
+    OutputChannel,
+    UserMessage,
+    register,
+)
+from rasa.core.nlg import TemplatedNaturalLanguageGenerator  # noqa: E402
+from rasa.core.tracker_store import InMemoryTrackerStore  # noqa: E402
+from rasa.shared.core.domain import Domain  # noqa: E402
+from rasa.shared.core.events import UserUttered  # noqa: E402
+from rasa.shared.core.training_data.story_reader.yaml_story_reader import (  # noqa: E402
+    YAMLStoryReader,
+)
+from rasa.shared.nlu.training_data.message import Message  # noqa: E402
+from sanic import Blueprint, Sanic, response  # noqa: E402
+
+from clients.cention.errand_registry import ErrandRegistry  # noqa: E402
+from clients.errors import ConfigurationError  # noqa: E402
+from connectors.cention import CentionInput  # noqa: E402
+from tests.clients.test_cention_callback import (  # noqa: E402
+    SECRET,
+    attachment_reply,
+    sample_callback,
+)
+
+pytestmark = pytest.mark.rasa
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN_FILE = ROOT / "domain" / "cention_connector.yml"
+WEBHOOK = "/webhooks/cention/webhook"
+
+
+@pytest.fixture(autouse=True)
+async def _close_http_sessions() -> AsyncIterator[None]:
+    """Replaces the project-wide fixture: the connector does not use the shared HTTP layer,
+    whose retry library Rasa's environment does not install."""
+    yield
+
+
+class RecordingOutput(OutputChannel):
+    """A channel that can push: records what the bot sends."""
+
+    def __init__(self, sent: list[tuple[str, str]]) -> None:
+        self.sent = sent
+
+    @classmethod
+    def name(cls) -> str:
+        return "pushy"
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        self.sent.append((recipient_id, text))
+
+
+class PushyInput(InputChannel):
+    """The customer's channel in these tests; `can_push` decides `get_output_channel()`."""
+
+    def __init__(self, can_push: bool) -> None:
+        self.can_push = can_push
+        self.sent: list[tuple[str, str]] = []
+
+    @classmethod
+    def name(cls) -> str:
+        return "pushy"
+
+    def blueprint(self, on_new_message: Any) -> Blueprint:
+        bp = Blueprint(f"pushy_{uuid.uuid4().hex}", __name__)
+
+        @bp.route("/", methods=["GET"])
+        async def health(_: Any) -> Any:
+            return response.json({"status": "ok"})
+
+        return bp
+
+    def get_output_channel(self) -> OutputChannel | None:
+        return RecordingOutput(self.sent) if self.can_push else None
+
+
+class AgentStandIn:
+    """What `Agent.handle_message` does with a message that arrives already parsed."""
+
+    def __init__(self, domain: Domain) -> None:
+        self.domain = domain
+        self.tracker_store = InMemoryTrackerStore(domain)
+        self.nlg = TemplatedNaturalLanguageGenerator(domain.responses)
+        self.messages: list[UserMessage] = []
+
+    async def handle_message(self, message: UserMessage) -> None:
+        self.messages.append(message)
+        tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
+        parse_data = message.parse_data or {}
+        tracker.update(UserUttered(message.text, parse_data["intent"], parse_data["entities"],
+                                   parse_data, input_channel=message.input_channel,
+                                   metadata=message.metadata), self.domain)
+        for event in await ActionExtractSlots(None).run(
+            message.output_channel, self.nlg, tracker, self.domain
+        ):
+            tracker.update(event, self.domain)
+        # The rule of the README: intent cention_agent_answer -> utter_cention_agent_answer
+        reply = await self.nlg.generate(
+            "utter_cention_agent_answer", tracker, message.output_channel.name()
+        )
+        assert reply is not None
+        await message.output_channel.send_response(message.sender_id, reply)
+        await self.tracker_store.save(tracker)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def registry_path(tmp_path: Path) -> str:
+    return str(tmp_path / "errands.sqlite3")
+
+
+def credentials(registry_path: str, **extra: Any) -> dict[str, Any]:
+    return {"api_secret": SECRET, "base_url": "http://localhost/s/demo",
+            "attachment_token": "jwt-attach", "registry_path": registry_path, **extra}
+
+
+@asynccontextmanager
+async def rasa_app(
+    channel: CentionInput, *, can_push: bool = True, customer_channel: str | None = "pushy"
+) -> AsyncIterator[tuple[str, AgentStandIn, PushyInput]]:
+    """The channels registered like `rasa run` does, served on a free loopback port."""
+    Sanic.test_mode = True
+    app = Sanic(f"rasa_{uuid.uuid4().hex}")
+    agent = AgentStandIn(Domain.load(str(DOMAIN_FILE)))
+    app.ctx.agent = agent
+    pushy = PushyInput(can_push)
+    register([channel, pushy], app, "/webhooks/")
+    if customer_channel is not None:
+        tracker = await agent.tracker_store.get_or_create_tracker("conversation-42")
+        tracker.update(UserUttered("I need help", {"name": "greet", "confidence": 1.0},
+                                   input_channel=customer_channel))
+        await agent.tracker_store.save(tracker)
+    port = free_port()
+    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True,
+                                     access_log=False)
+    assert server is not None
+    await server.startup()
+    await server.start_serving()
+    try:
+        yield f"http://127.0.0.1:{port}", agent, pushy
+    finally:
+        await server.before_stop()
+        server.close()
+        await server.wait_closed()
+        await server.after_stop()
+
+
+async def post(url: str, data: bytes | str) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, session.post(
+        url, data=data, headers={"Content-Type": "application/vnd.api+json"}
+    ) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+@pytest.fixture
+def attachments() -> Iterator[aioresponses]:
+    """Cention's attachment endpoint; requests to the Sanic app itself pass through."""
+    with aioresponses(passthrough=["http://127.0.0.1"]) as mock:
+        for id_, name in {788: "invoice.pdf", 789: "label.txt", 790: "photo.png"}.items():
+            mock.get(f"http://localhost/capi/json/c3_response_attachments/{id_}"
+                     "?without_content=true", payload=attachment_reply(id_, name))
+        yield mock
+
+
+@pytest.mark.parametrize("link_form", ["href", "string"])
+async def test_the_answer_reaches_the_owning_conversation_with_intent_and_entities(
+    registry_path: str, attachments: aioresponses, link_form: str
+) -> None:
+    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
+    channel = CentionInput.from_credentials(credentials(registry_path))
+    async with rasa_app(channel) as (base, agent, _):
+        status, body = await post(base + WEBHOOK,
+                                  json.dumps(sample_callback(link_form=link_form)))
+
+    assert (status, body) == (200, {"status": "accepted"})
+    [message] = agent.messages
+    assert message.sender_id == "conversation-42"
+    assert message.input_channel == "cention"
+    assert message.parse_data is not None
+    assert message.parse_data["intent"] == {"name": "cention_agent_answer", "confidence": 1.0}
+    entities = {e["entity"]: e["value"] for e in message.parse_data["entities"]}
+    assert entities["cention_errand_id"] == "2256"
+    assert entities["cention_answer_text"].startswith("sadadad\n\noptionONE (http://localhost/")
+    assert entities["cention_attachment_names"] == "invoice.pdf, label.txt, photo.png"
+    assert message.metadata == {"cention": {"errand_id": "2256", "callback_id": "76",
+                                            "subject": "Creating test errand via API"}}
+
+
+async def test_the_text_is_rasas_own_intent_syntax_for_the_same_parse(
+    registry_path: str, attachments: aioresponses
+) -> None:
+    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
+    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+        base, agent, _
+    ):
+        await post(base + WEBHOOK, json.dumps(sample_callback()))
+    [message] = agent.messages
+    assert message.parse_data is not None and message.text is not None
+
+    unpacked = YAMLStoryReader.unpack_regex_message(Message({"text": message.text}),
+                                                    agent.domain)
+
+    assert unpacked.get("intent")["name"] == "cention_agent_answer"
+    assert {(e["entity"], e["value"]) for e in unpacked.get("entities")} == {
+        (e["entity"], e["value"]) for e in message.parse_data["entities"]}
+
+
+async def test_the_reply_is_pushed_through_the_customers_channel(
+    registry_path: str, attachments: aioresponses
+) -> None:
+    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
+    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+        base, agent, pushy
+    ):
+        await post(base + WEBHOOK, json.dumps(sample_callback()))
+        # A second answer: the first one (from this channel) must not hide the customer's.
+        await post(base + WEBHOOK, json.dumps(sample_callback()))
+
+    assert len(pushy.sent) == 2
+    recipient, text = pushy.sent[0]
+    assert recipient == "conversation-42"
+    assert text.startswith("Our support team has answered your message (reference 2256):\n\n"
+                           "sadadad")
+    assert text.endswith("sent to you by email: invoice.pdf, label.txt, photo.png")
+    tracker = await agent.tracker_store.retrieve("conversation-42")
+    assert tracker is not None
+    assert tracker.get_slot("cention_answer_errand_id") == "2256"
+    assert tracker.get_slot("cention_attachment_names") == "invoice.pdf, label.txt, photo.png"
+
+
+async def test_without_a_push_channel_the_reply_waits_in_the_tracker(
+    registry_path: str, attachments: aioresponses
+) -> None:
+    attachments.clear()  # no attachments this time: the answer's other wording
+    document = sample_callback()
+    document["included"][3]["relationships"]["attachments"]["data"] = []
+    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
+    channel = CentionInput.from_credentials(credentials(registry_path))
+    async with rasa_app(channel, can_push=False) as (base, agent, pushy):
+        status, _ = await post(base + WEBHOOK, json.dumps(document))
+
+    assert status == 200
+    assert pushy.sent == []
+    [message] = agent.messages
+    assert isinstance(message.output_channel, CollectingOutputChannel)
+    [reply] = message.output_channel.messages
+    assert reply["recipient_id"] == "conversation-42"
+    assert "attachments" not in reply["text"]
+    assert reply["text"].startswith("Our support team has answered your message (reference 2256)")
+
+
+async def test_the_channel_recorded_with_the_errand_is_used_when_the_tracker_has_none(
+    registry_path: str, attachments: aioresponses
+) -> None:
+    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
+    channel = CentionInput.from_credentials(credentials(registry_path))
+    async with rasa_app(channel, customer_channel=None) as (base, _, pushy):
+        await post(base + WEBHOOK, json.dumps(sample_callback()))
+    assert [recipient for recipient, _ in pushy.sent] == ["conversation-42"]
+
+
+@pytest.mark.parametrize(("payload", "status"), [
+    (json.dumps(sample_callback(secret="654321")), 401),
+    (json.dumps(sample_callback(secret=None)), 401),
+    ("{not json", 401),
+    (json.dumps({"data": {"type": "c3_callback_answer_errands"},
+                 "meta": {"api_secret": SECRET}}), 400),
+    (json.dumps({**sample_callback(), "data": None}), 400),
+])
+async def test_refused_callbacks_never_reach_a_conversation(
+    registry_path: str, attachments: aioresponses, payload: str, status: int
+) -> None:
+    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
+    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+        base, agent, _
+    ):
+        got, body = await post(base + WEBHOOK, payload)
+    assert got == status
+    assert body["status"] in ("unauthorized", "malformed")
+    assert agent.messages == []
+
+
+async def test_an_oversized_body_is_refused(registry_path: str) -> None:
+    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
+    channel = CentionInput.from_credentials(credentials(registry_path, max_body_bytes=2000))
+    async with rasa_app(channel) as (base, agent, _):
+        status, body = await post(base + WEBHOOK, json.dumps(sample_callback()))
+    assert (status, body) == (413, {"status": "too_large"})
+    assert agent.messages == []
+
+
+async def test_an_unknown_errand_is_acknowledged(registry_path: str) -> None:
+    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+        base, agent, _
+    ):
+        status, body = await post(base + WEBHOOK, json.dumps(sample_callback()))
+    assert (status, body) == (200, {"status": "unknown_errand"})
+    assert agent.messages == []
+
+
+async def test_a_foreign_attachment_host_is_refused_and_the_answer_still_arrives(
+    registry_path: str,
+) -> None:
+    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
+    channel = CentionInput.from_credentials(credentials(registry_path))
+    with aioresponses(passthrough=["http://127.0.0.1"]) as mock:
+        async with rasa_app(channel) as (base, agent, _):
+            status, _ = await post(base + WEBHOOK, json.dumps(
+                sample_callback(base="http://attacker.example.net")))
+        assert not [key for key in mock.requests if key[1].host != "127.0.0.1"]
+    assert status == 200
+    [message] = agent.messages
+    assert message.parse_data is not None
+    entities = {e["entity"]: e["value"] for e in message.parse_data["entities"]}
+    assert entities["cention_attachment_names"] == ""
+
+
+def test_the_secret_is_required(registry_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CENTION_CALLBACK_SECRET", raising=False)
+    with pytest.raises(ConfigurationError, match="api_secret"):
+        CentionInput.from_credentials({"registry_path": registry_path})
+    with pytest.raises(ConfigurationError, match="api_secret"):
+        CentionInput.from_credentials(None)
+
+
+def test_settings_fall_back_to_the_environment(
+    registry_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CENTION_CALLBACK_SECRET", "from-env-secret")
+    monkeypatch.setenv("CENTION_BASE_URL", "https://cention.example.com/s/demo")
+    monkeypatch.setenv("CENTION_TOKEN", "env-jwt")
+    monkeypatch.setenv("CENTION_ERRAND_REGISTRY", registry_path)
+    channel = CentionInput.from_credentials({})
+    assert channel.handler.api_secret == "from-env-secret"
+    assert channel.handler.fetcher.token == "env-jwt"
+    assert channel.handler.fetcher.allowed("https://cention.example.com/capi/json/x/1")
+    assert channel.handler.registry.path == registry_path
+
+
+def test_a_bad_body_limit_is_a_configuration_error(registry_path: str) -> None:
+    with pytest.raises(ConfigurationError, match="max_body_bytes"):
+        CentionInput.from_credentials(credentials(registry_path, max_body_bytes="lots"))
+
+
+def test_rasa_loads_the_channel_from_credentials_by_class_path(
+    registry_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rasa.core.run import create_http_input_channels
+
+    monkeypatch.setenv("TEST_CENTION_SECRET", "yaml-secret")
+    path = tmp_path / "credentials.yml"
+    path.write_text("connectors.cention.CentionInput:\n"
+                    "  api_secret: ${TEST_CENTION_SECRET}\n"
+                    f"  registry_path: {registry_path}\n")
+    [channel] = create_http_input_channels(None, str(path))
+    assert isinstance(channel, CentionInput)
+    assert channel.name() == "cention"
+    assert channel.handler.api_secret == "yaml-secret"
+
+
+def test_the_whole_domain_folder_loads_with_the_connectors_part() -> None:
+    if not os.path.isdir(ROOT / "domain"):
+        pytest.fail("domain folder missing")
+    domain = Domain.load(str(ROOT / "domain"))
+    assert "cention_agent_answer" in domain.intents
+    assert {"cention_errand_id", "cention_answer_text",
+            "cention_attachment_names"} <= set(domain.entities)
+    assert "utter_cention_agent_answer" in domain.responses

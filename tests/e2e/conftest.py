@@ -1,0 +1,138 @@
+"""The reference bot running for real: Rasa Open Source 3.6.21, the action server, the simulators.
+
+Everything runs on loopback on free ports and is started once per session:
+
+- the simulators (`python -m sandbox`, this environment);
+- the action server (`python -m rasa_sdk --actions actions`, this environment) with SANDBOX=1;
+- a model trained by `scripts/train` from `domain/`, `data/` and `config/config.yml` (reused
+  from `models/` while those are unchanged);
+- `rasa run --enable-api` from `.venv-rasa`, with `credentials.yml` and `endpoints.yml`
+  generated from the shipped ones into a temporary folder (ports, the errand registry file).
+
+Where `.venv-rasa` is missing the tests are skipped with the reason, or fail when CI=true or
+REQUIRE_RASA=1: in CI a missing Rasa is a broken run, never a green one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.e2e.bot import RasaServer
+from tests.support.servers import (
+    ROOT,
+    ActionServer,
+    Sandbox,
+    free_port,
+    running_action_server,
+    start_process,
+    wait_until_ready,
+)
+
+RASA_ENV = ROOT / ".venv-rasa"
+RASA_BIN = RASA_ENV / "bin" / "rasa"
+#: Rasa imports TensorFlow on start; a busy CI machine can take a while.
+RASA_START_TIMEOUT = float(os.environ.get("E2E_RASA_START_TIMEOUT", "300"))
+TRAIN_TIMEOUT = 900
+CENTION_CONNECTOR = "connectors.cention.CentionInput"
+
+
+@pytest.fixture(scope="session")
+def rasa_bin() -> Path:
+    """`.venv-rasa/bin/rasa`, or a skip (a failure in CI) saying how to build it."""
+    if RASA_BIN.exists():
+        return RASA_BIN
+    message = (f"Rasa Open Source 3.6.21 is not installed at {RASA_ENV}: build it with "
+               "`make .venv-rasa/.ok` (needs Python 3.10, see PYTHON310)")
+    if os.environ.get("CI") == "true" or os.environ.get("REQUIRE_RASA") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def rasa_model(rasa_bin: Path) -> Path:
+    """The reference bot's model (trained now unless `models/` has one for these inputs)."""
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "train")], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "RASA": str(rasa_bin)}, timeout=TRAIN_TIMEOUT, check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"training the reference bot failed:\n{result.stderr[-6000:]}",
+                    pytrace=False)
+    return ROOT / result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("reference-bot")
+
+
+@pytest.fixture(scope="session")
+def errand_registry(runtime_dir: Path) -> Path:
+    """The SQLite file where the action server records errands and the connector finds them."""
+    return runtime_dir / "cention-errands.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def bot_action_server(sandbox: Sandbox, errand_registry: Path) -> Iterator[ActionServer]:
+    """The real action server of this environment, every vendor pointed at the simulators."""
+    with running_action_server({
+        "SANDBOX": "1",
+        "SANDBOX_URL": sandbox.url,
+        "CENTION_ERRAND_REGISTRY": str(errand_registry),
+    }) as server:
+        yield server
+
+
+def connector_settings(errand_registry: Path) -> dict[str, Any]:
+    """The Cention connector's keys for this run: the shipped ones, pointed at the test's
+    errand registry and with a known callback secret."""
+    return {"api_secret": "e2e-callback-secret", "errand_registry": str(errand_registry)}
+
+
+def write_runtime_config(directory: Path, action_server_url: str,
+                         errand_registry: Path) -> tuple[Path, Path]:
+    """`credentials.yml` and `endpoints.yml` for this run, derived from the shipped ones."""
+    credentials = yaml.safe_load((ROOT / "config" / "credentials.yml").read_text()) or {}
+    if CENTION_CONNECTOR in credentials:
+        credentials[CENTION_CONNECTOR] = {**(credentials[CENTION_CONNECTOR] or {}),
+                                          **connector_settings(errand_registry)}
+    endpoints = yaml.safe_load((ROOT / "config" / "endpoints.yml").read_text()) or {}
+    endpoints["action_endpoint"] = {"url": f"{action_server_url}/webhook"}
+    credentials_path = directory / "credentials.yml"
+    endpoints_path = directory / "endpoints.yml"
+    credentials_path.write_text(yaml.safe_dump(credentials))
+    endpoints_path.write_text(yaml.safe_dump(endpoints))
+    return credentials_path, endpoints_path
+
+
+@pytest.fixture(scope="session")
+def rasa_server(rasa_bin: Path, rasa_model: Path, bot_action_server: ActionServer,
+                runtime_dir: Path, errand_registry: Path) -> Iterator[RasaServer]:
+    """`rasa run --enable-api` on a free port with the generated credentials and endpoints."""
+    credentials, endpoints = write_runtime_config(runtime_dir, bot_action_server.url,
+                                                  errand_registry)
+    port = free_port()
+    process = start_process(
+        [str(rasa_bin), "run", "--enable-api", "--interface", "127.0.0.1",
+         "--port", str(port), "--model", str(rasa_model),
+         "--credentials", str(credentials), "--endpoints", str(endpoints)],
+        env={"PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false",
+             "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"},
+        cwd=runtime_dir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(f"{url}/status", process, timeout=RASA_START_TIMEOUT)
+        status = requests.get(f"{url}/status", timeout=10).json()
+        assert status.get("model_file"), f"Rasa started without a model: {status}"
+        yield RasaServer(url, process)
+    finally:
+        process.stop()

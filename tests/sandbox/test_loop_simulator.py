@@ -1,0 +1,193 @@
+"""The Loop simulator answers like the documented API and refuses what Loop would refuse."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from clients.loop.settings import SANDBOX_AUTH_TOKEN, SANDBOX_LOOP_TYPE
+from sandbox.core import Fault
+from sandbox.loop import LOBBY, RESTAURANT, LoopSimulator
+
+TOKEN = {"authToken": SANDBOX_AUTH_TOKEN}
+LOCATION_1300 = "529652b0121d5fa206011a97"
+ROOM_FIELD = "529652b0121d5fa206011a97"
+Q_SWIFT, Q_FOOD, Q_CLEAN, Q_ELSE = (q["categoryId"] for q in RESTAURANT["questions"])
+
+
+@pytest.fixture
+def simulator() -> LoopSimulator:
+    return LoopSimulator()
+
+
+@pytest.fixture
+async def api(simulator: LoopSimulator) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(simulator.app())) as client:
+        yield client
+
+
+async def get(api: TestClient, path: str, **params: str) -> tuple[int, Any]:
+    resp = await api.get(f"/api/v1{path}", params={**params, **TOKEN})
+    return resp.status, await resp.json()
+
+
+async def post(api: TestClient, path: str, body: Any) -> tuple[int, Any]:
+    resp = await api.post(f"/api/v1{path}", params=TOKEN, json=body)
+    return resp.status, await resp.json()
+
+
+def response_body(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "source": "kiosk", "deviceId": "Front Desk Station 2", "location": LOCATION_1300,
+        "responses": [{"categoryId": Q_SWIFT, "value": True},
+                      {"categoryId": Q_ELSE, "value": "Your bacon is the best!"}],
+        "timestamp": "2015-04-14T22:33:36.164Z",
+    }
+    return {**body, **overrides}
+
+
+def loop_body(**overrides: Any) -> dict[str, Any]:
+    body = {"source": "chatbot", "location": LOCATION_1300, "loopType": SANDBOX_LOOP_TYPE,
+            "description": "I've run out of towels! Please help!"}
+    return {**body, **overrides}
+
+
+@pytest.mark.parametrize("params", [{}, {"authToken": "wrong"}])
+async def test_every_route_needs_the_auth_token(api: TestClient, params: dict[str, str]) -> None:
+    for path in ("/locations", "/surveys", "/looptypes", "/customfields/room"):
+        resp = await api.get(f"/api/v1{path}", params=params)
+        assert resp.status == 401
+        assert "authToken" in (await resp.json())["error"]
+    resp = await api.post("/api/v1/loops", params=params, json=loop_body())
+    assert resp.status == 401
+
+
+async def test_locations_list_and_by_shortcode(api: TestClient) -> None:
+    status, body = await get(api, "/locations")
+    assert status == 200
+    assert [(loc["shortcode"], loc["title"]["en"]) for loc in body["locations"]] == [
+        ("1300", "Andros Island Bahamas"), ("1200", "Costa Rica Salinas Bay")]
+    status, body = await get(api, "/locations/1200")
+    assert (status, body["id"]) == (200, "529652b0121d5fa206011a98")
+    status, body = await get(api, "/locations/9999")
+    assert status == 404
+
+
+async def test_loop_types_and_custom_fields(api: TestClient) -> None:
+    status, body = await get(api, "/looptypes")
+    assert status == 200 and SANDBOX_LOOP_TYPE in [t["id"] for t in body["loopTypes"]]
+    status, body = await get(api, "/customfields/room")
+    assert body == {"id": ROOM_FIELD, "shortcode": "room", "title": {"en": "Room Number"},
+                    "required": True}
+    status, body = await get(api, "/customfields")
+    assert [f["shortcode"] for f in body["customfields"]] == ["room", "booking"]
+    assert (await get(api, "/customfields/nope"))[0] == 404
+
+
+async def test_surveys_list_by_shortcode_and_by_location(api: TestClient) -> None:
+    _, body = await get(api, "/surveys")
+    assert [s["shortCode"] for s in body["surveys"]] == ["restaurant", "lobby"]
+    _, body = await get(api, "/surveys/restaurant")
+    assert body["questionOrderRandomization"] is True and len(body["questions"]) == 4
+    for location in ("1300", LOCATION_1300):
+        _, body = await get(api, "/surveys", location=location)
+        assert [s["id"] for s in body["surveys"]] == [RESTAURANT["id"]]
+    _, body = await get(api, "/surveys", location="1200")
+    assert [s["id"] for s in body["surveys"]] == [LOBBY["id"]]
+    assert (await get(api, "/surveys", location="4242"))[0] == 404
+
+
+async def test_a_positive_response_is_stored_without_a_loop(
+    api: TestClient, simulator: LoopSimulator
+) -> None:
+    status, body = await post(api, "/responses", response_body())
+    assert status == 200 and set(body) == {"id"}
+    [stored] = simulator.state()["responses"]
+    assert stored["id"] == body["id"] and stored["survey"] == RESTAURANT["id"]
+    assert stored["responses"][1]["value"] == "Your bacon is the best!"
+
+
+async def test_a_negative_response_opens_a_loop_unless_switched_off(
+    api: TestClient, simulator: LoopSimulator
+) -> None:
+    negative = response_body(responses=[{"categoryId": Q_FOOD, "value": False}])
+    status, body = await post(api, "/responses", negative)
+    assert status == 200 and body["loopId"] and body["loopUrl"].endswith(body["loopId"])
+    assert simulator.state()["loops"][0]["id"] == body["loopId"]
+    await api.post("/_sandbox/settings", json={"open_loop_on_negative": False})
+    status, body = await post(api, "/responses", negative)
+    assert status == 200 and "loopId" not in body
+    assert len(simulator.state()["loops"]) == 1
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"location": "1300"}, "location"),
+    ({"location": "529652b0121d5fa206011a79"}, "location"),
+    ({"source": ""}, "source"),
+    ({"timestamp": "yesterday"}, "timestamp"),
+    ({"responses": []}, "responses"),
+    ({"responses": [{"categoryId": "nope", "value": True}]}, "categoryId"),
+    ({"responses": [{"categoryId": Q_SWIFT, "value": "yes"}]}, "bool"),
+    ({"responses": [{"categoryId": Q_ELSE, "value": False}]}, "text"),
+    ({"responses": [{"categoryId": Q_SWIFT, "value": True},
+                    {"categoryId": Q_SWIFT, "value": False}]}, "distinct"),
+    ({"responses": [{"categoryId": Q_SWIFT, "value": True},
+                    {"categoryId": LOBBY["questions"][0]["categoryId"], "value": True}]},
+     "one survey"),
+])
+async def test_invalid_responses_are_refused(
+    api: TestClient, simulator: LoopSimulator, overrides: dict[str, Any], message: str
+) -> None:
+    status, body = await post(api, "/responses", response_body(**overrides))
+    assert status == 400
+    assert message in body["error"]
+    assert simulator.state()["responses"] == []
+
+
+async def test_a_loop_with_user_and_custom_fields_is_found_by_its_customer(
+    api: TestClient, simulator: LoopSimulator
+) -> None:
+    user = {"name": "Jason", "email": "jason@example.com", "sms": "+16135551234"}
+    status, created = await post(api, "/loops", loop_body(
+        user=user, customFields=[{ROOM_FIELD: "301"}], title="Towels",
+        timestamp="Thu, 14 Apr 2016 22:33:36 +0000"))
+    assert status == 200 and set(created) == {"id", "url"}
+    status, again = await post(api, "/loops", loop_body(user={"email": "jason@example.com"}))
+    [customer] = simulator.state()["users"]
+    _, found = await get(api, "/loops", customer=customer["id"])
+    assert [loop["id"] for loop in found["loops"]] == [created["id"], again["id"]]
+    assert found["loops"][0]["customFields"] == [{ROOM_FIELD: "301"}]
+    assert (await get(api, "/loops"))[0] == 400
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"loopType": "nope"}, "loopType"),
+    ({"location": "nope"}, "location"),
+    ({"description": " "}, "description"),
+    ({"customFields": [{"nope": "1"}]}, "custom field"),
+    ({"customFields": [{ROOM_FIELD: 301}]}, "string"),
+    ({"user": {"name": 5}}, "user"),
+    ({"customer": "nobody"}, "customer"),
+])
+async def test_invalid_loops_are_refused(
+    api: TestClient, simulator: LoopSimulator, overrides: dict[str, Any], message: str
+) -> None:
+    status, body = await post(api, "/loops", loop_body(**overrides))
+    assert status in (400, 404)
+    assert message in body["error"]
+    assert simulator.state()["loops"] == []
+
+
+async def test_injected_faults_use_the_error_shape_and_calls_are_counted(
+    api: TestClient, simulator: LoopSimulator
+) -> None:
+    simulator.inject(Fault(status=503, path="/responses"))
+    status, body = await post(api, "/responses", response_body())
+    assert status == 503 and "error" in body
+    assert (await post(api, "/responses", response_body()))[0] == 200
+    assert simulator.calls["POST /api/v1/responses"] == 2
+    simulator.reset()
+    assert simulator.state()["responses"] == [] and not simulator.calls
