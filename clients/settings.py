@@ -39,8 +39,10 @@ INTEGRATIONS: dict[str, str] = {
 class IntegrationSettings(BaseSettings):
     """Base of a vendor's settings group."""
 
+    # An empty variable (`BENTI_QUEUE=` in .env.example) means "not set", not "invalid".
     model_config = SettingsConfigDict(
-        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", frozen=True,
+        env_ignore_empty=True,
     )
 
     #: Field names that together make the integration "configured".

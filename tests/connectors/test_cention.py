@@ -191,7 +191,7 @@ def attachments() -> Iterator[aioresponses]:
     with aioresponses(passthrough=["http://127.0.0.1"]) as mock:
         for id_, name in {788: "invoice.pdf", 789: "label.txt", 790: "photo.png"}.items():
             mock.get(f"http://localhost/capi/json/c3_response_attachments/{id_}"
-                     "?without_content=true", payload=attachment_reply(id_, name))
+                     "?without_content=true", payload=attachment_reply(id_, name), repeat=True)
         yield mock
 
 
