@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,9 +20,24 @@ _integrations: dict[str, Integration] | None = None
 _clients: dict[str, Any] = {}
 
 
+def _ensure_logging() -> None:
+    """Give the process a log handler if the SDK did not configure one.
+
+    Newer rasa-sdk releases serve requests from a Sanic worker process where logging is not
+    configured, which would hide every INFO line (ticket created, errand id, ...).
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+            format="%(asctime)s %(levelname)-8s %(name)s - %(message)s",
+        )
+
+
 def startup() -> None:
     """Install log redaction, then load the settings or stop the process with a clear message."""
     global _integrations
+    _ensure_logging()
     install_redaction()
     try:
         _integrations = load_integrations()

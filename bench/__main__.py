@@ -35,8 +35,13 @@ def parse(argv: list[str] | None = None) -> Config:
     parser.add_argument("--memory-requests", type=int, default=defaults.memory_requests,
                         help="requests of the memory run over all vendor actions (default "
                              "5000; the issue's check is 100000; 0 skips it)")
+    parser.add_argument("--memory-chunk", type=int, default=defaults.memory_chunk,
+                        help="RSS is sampled after every this many requests (default 5000)")
     parser.add_argument("--target-concurrency", type=int, default=defaults.target_concurrency,
                         help="level at which ratios and targets are evaluated (default 64)")
+    parser.add_argument("--workers", type=int, default=defaults.workers,
+                        help="Sanic worker processes of the product's action server "
+                             "(default 1, as `rasa run actions` starts it)")
     parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS),
                         default=defaults.scenarios, help="which actions to run (default all)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS,
@@ -45,8 +50,9 @@ def parse(argv: list[str] | None = None) -> Config:
     return Config(latency_ms=args.latency_ms, concurrency=args.concurrency,
                   requests=args.requests, duration=args.duration,
                   naive_requests=args.naive_requests, warmup=args.warmup,
-                  memory_requests=args.memory_requests,
-                  target_concurrency=args.target_concurrency, scenarios=args.scenarios,
+                  memory_requests=args.memory_requests, memory_chunk=args.memory_chunk,
+                  target_concurrency=args.target_concurrency, workers=args.workers,
+                  scenarios=args.scenarios,
                   results_dir=args.results_dir)
 
 

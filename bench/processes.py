@@ -98,11 +98,12 @@ async def start_sandbox(latency_ms: float, log_dir: Path | None = None) -> Child
 
 
 async def start_action_server(name: str, package: str, env: Mapping[str, str],
-                              log_dir: Path | None = None) -> Child:
+                              log_dir: Path | None = None, workers: int = 1) -> Child:
     """The real `python -m rasa_sdk --actions <package>` on a loopback port."""
     port = free_port()
     child = start(name, ["-m", "rasa_sdk", "--actions", package, "--port", str(port)], port,
-                  env={"SANIC_HOST": "127.0.0.1", "ACTION_SERVER_SANIC_WORKERS": "1", **env},
+                  env={"SANIC_HOST": "127.0.0.1", "ACTION_SERVER_SANIC_WORKERS": str(workers),
+                       **env},
                   log_dir=log_dir)
     await child.wait_ready("/health")
     return child

@@ -20,7 +20,15 @@ import aiohttp
 import psutil
 
 from bench import loadgen, processes
-from bench.scenarios import NAIVE, PRODUCT, SCENARIOS, Scenario, route_stage
+from bench.scenarios import (
+    CUSTOMERS,
+    NAIVE,
+    PRODUCT,
+    SCENARIOS,
+    Scenario,
+    prepare,
+    route_stage,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
@@ -40,6 +48,8 @@ class Config:
     memory_requests: int = 5000
     memory_chunk: int = 5000
     target_concurrency: int = 64
+    #: Sanic worker processes of the product's action server (the baseline keeps one).
+    workers: int = 1
     scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
     results_dir: Path = RESULTS
     timeout: float = 600.0
@@ -73,6 +83,11 @@ class Level:
     loadgen_cpu: float
     machine_cpu: float
     error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def server_cpu_ms(self) -> float:
+        """Action-server CPU time per request, in milliseconds."""
+        return self.server_cpu * self.elapsed / max(1, self.requests) * 1000
 
 
 @dataclass
@@ -149,6 +164,7 @@ class Runner:
         self.own = processes.ProcessTree(os.getpid(), children=False)
         self.sandbox: Sandbox | None = None
         self.next_index: Counter[str] = Counter()
+        self.context: dict[str, Any] = {}
 
     def say(self, text: str) -> None:
         print(text, flush=True)
@@ -162,13 +178,15 @@ class Runner:
             children.append(sandbox)
             self.sandbox = Sandbox(sandbox.url)
             self.trees["sandbox"] = processes.ProcessTree(sandbox.popen.pid)
+            self.context = await prepare(sandbox.url, config.scenarios)
             for server, package, env in [
                 (PRODUCT, "bench.actions", sandbox_env(sandbox.url)),
                 (NAIVE, "bench.naive_benti", naive_env(sandbox.url)),
             ]:
                 if any(s.server == server for s in chosen):
                     child = await processes.start_action_server(
-                        f"action-server-{server}", package, env, self.log_dir)
+                        f"action-server-{server}", package, env, self.log_dir,
+                        workers=config.workers if server == PRODUCT else 1)
                     children.append(child)
                     self.servers[server] = child
                     self.trees[server] = processes.ProcessTree(child.popen.pid)
@@ -188,7 +206,7 @@ class Runner:
 
     async def post(self, scenario: Scenario, concurrency: int, requests: int) -> \
             loadgen.LoadResult:
-        template = scenario.template()
+        template = scenario.template(self.context)
         start = self.next_index[scenario.name]
         self.next_index[scenario.name] += requests
         url = self.servers[scenario.server].url + "/webhook"
@@ -203,7 +221,10 @@ class Runner:
     async def measure(self, scenario: Scenario) -> None:
         config = self.config
         assert self.sandbox is not None
-        warmup = config.warmup if scenario.server == PRODUCT else min(config.warmup, 4)
+        # The warm-up fetches tokens and fills caches, and registers every returning
+        # customer with the vendor, so the levels measure the steady state.
+        warmup = max(config.warmup if scenario.server == PRODUCT else 0,
+                     CUSTOMERS if scenario.vendor else 1)
         warm = await self.post(scenario, min(8, max(1, warmup)), warmup)
         self.say(f"\n{scenario.title}: warm-up {warm.requests} requests, {warm.errors} errors"
                  + (f" ({warm.error_samples[0]})" if warm.error_samples else ""))
@@ -236,6 +257,7 @@ class Runner:
                      f"p50 {level.p50 * 1000:8.1f} ms  p95 {level.p95 * 1000:8.1f} ms  "
                      f"p99 {level.p99 * 1000:8.1f} ms  errors {level.errors}  "
                      f"calls/action {level.calls:.2f}  CPU server {server_cpu:.0%} "
+                     f"({level.server_cpu_ms:.2f} ms/req) "
                      f"simulators {sandbox_cpu:.0%} load {loadgen_cpu:.0%} "
                      f"machine {machine_cpu:.0f}%"
                      + (f"  ({level.error_samples[0]})" if level.error_samples else ""))
@@ -245,7 +267,7 @@ class Runner:
         config = self.config
         assert self.sandbox is not None
         tree = self.trees[PRODUCT]
-        templates = [(s, s.template()) for s in vendors]
+        templates = [(s, s.template(self.context)) for s in vendors]
         url = self.servers[PRODUCT].url + "/webhook"
         memory = Memory(config.memory_requests, rss_at_start, tree.rss_bytes() / MIB)
         self.say(f"\nMemory run: {config.memory_requests} requests over "

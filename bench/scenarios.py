@@ -48,7 +48,7 @@ class Scenario:
     vendor: str | None
     stages: tuple[tuple[str, ...], ...]
     expected_response: str | None
-    payload: Callable[[], dict[str, Any]]
+    payload: Callable[[dict[str, Any]], dict[str, Any]]
     #: Empty the simulator before each run: for simulators that look objects up by
     #: scanning all of them, whose clients keep no state that a reset would invalidate.
     reset_simulator: bool = False
@@ -63,15 +63,44 @@ class Scenario:
     def calls(self) -> int:
         return sum(len(stage) for stage in self.stages)
 
-    def template(self) -> BodyTemplate:
-        return BodyTemplate(self.payload(), CUSTOMERS)
+    def template(self, context: dict[str, Any]) -> BodyTemplate:
+        """The serialised payload; `context` holds what `prepare()` fetched."""
+        return BodyTemplate(self.payload(context), CUSTOMERS)
 
 
-def noop_payload() -> dict[str, Any]:
+async def prepare(sandbox_url: str, names: list[str]) -> dict[str, Any]:
+    """Data some payloads need from the simulators, fetched with the product's own client.
+
+    A Loop survey submission runs after the survey form, whose slots hold the survey as
+    Loop sent it and an answer to every question: yes to yes/no questions, a comment to
+    free-text ones.
+    """
+    context: dict[str, Any] = {}
+    if "loop" in names:
+        from clients.compat import dump_model
+        from clients.http import close_shared_sessions
+        from clients.loop.client import LoopClient
+        from clients.loop.models import BOOL, TEXT
+        from clients.loop.settings import LoopSettings
+
+        settings = LoopSettings(_env_file=None).for_sandbox(sandbox_url)  # type: ignore[call-arg]
+        try:
+            survey = await LoopClient(settings).survey()
+        finally:
+            await close_shared_sessions()
+        context["loop_survey"] = dump_model(survey)
+        context["loop_answers"] = {
+            q.categoryId: True if q.type == BOOL else "Friendly and quick, thank you."
+            for q in survey.questions if q.type in (BOOL, TEXT)}
+        context["loop_question_order"] = list(context["loop_answers"])
+    return context
+
+
+def noop_payload(context: dict[str, Any]) -> dict[str, Any]:
     return webhook_payload("action_bench_noop", slots(), TURNS, "hello")
 
 
-def benti_payload() -> dict[str, Any]:
+def benti_payload(context: dict[str, Any]) -> dict[str, Any]:
     return webhook_payload(
         "action_benti_create_ticket",
         slots(**customer_slots(), benti_ticket_title="Cannot log in",
@@ -80,7 +109,7 @@ def benti_payload() -> dict[str, Any]:
         TURNS, "Please open a ticket", intent="open_ticket")
 
 
-def cention_payload() -> dict[str, Any]:
+def cention_payload(context: dict[str, Any]) -> dict[str, Any]:
     # Each conversation asks in its own words (its id is part of the phrase), so every
     # answer is a library search: the answer cache cannot short-circuit the vendor call.
     return webhook_payload("action_cention_answer", slots(), TURNS,
@@ -88,9 +117,18 @@ def cention_payload() -> dict[str, Any]:
                            intent="nlu_fallback")
 
 
-def imbee_payload() -> dict[str, Any]:
+def imbee_payload(context: dict[str, Any]) -> dict[str, Any]:
     return webhook_payload("action_imbee_open_chat", slots(**customer_slots()), TURNS,
                            "I'd like to chat with an agent")
+
+
+def loop_payload(context: dict[str, Any]) -> dict[str, Any]:
+    return webhook_payload(
+        "action_loop_submit_survey",
+        slots(loop_survey=context["loop_survey"], loop_answers=context["loop_answers"],
+              loop_question_order=context["loop_question_order"]),
+        [*TURNS, ("Yes, happy to answer a survey", "Thanks! A few quick questions.")],
+        "Friendly and quick, thank you.")
 
 
 BENTI_STAGES = (("GET /ticketing/v1/users", "POST /ticketing/v1/media"),
@@ -107,6 +145,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("imbee", "Imbee chat", "action_imbee_open_chat", PRODUCT, "imbee",
              (("POST /third_parties/user/new",), ("POST /chat/create",), ("POST /token/new",)),
              "utter_imbee_chat_opened", imbee_payload, reset_simulator=True),
+    Scenario("loop", "Loop survey submission", "action_loop_submit_survey", PRODUCT, "loop",
+             (("POST /responses",),), "utter_loop_survey_thanks", loop_payload),
     Scenario("naive_benti", "Naive Benti (baseline)", "action_benti_create_ticket", NAIVE,
              "benti", (("POST /v1/auth",), ("GET /v1/apis",), *(( r,) for r in
                                                                  BENTI_STAGES[0]),

@@ -10,6 +10,7 @@ least 120x the naive baseline. Over the memory run the action server's RSS must 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bench.run import Level, Results
@@ -54,13 +55,19 @@ def why_slow(level: Level, scenario: Scenario, results: Results) -> str:
     if level.calls > scenario.calls + CALLS_TOLERANCE:
         reasons.append(f"{level.calls:.2f} vendor calls per action instead of {scenario.calls}")
     noop = results.level("noop", level.concurrency)
-    if level.server_cpu >= BUSY_CORE:
-        ceiling = f"; the no-op ceiling here is {noop.throughput:.0f} req/s" if noop else ""
+    cpu_ms = level.server_cpu_ms
+    ceiling = 1000 / cpu_ms if cpu_ms > 0 else math.inf
+    limit = bound(scenario, level.concurrency, results.config.latency_ms / 1000)
+    if level.server_cpu >= BUSY_CORE or (limit is not None and ceiling < limit):
+        noop_note = (f" (the no-op needs {noop.server_cpu_ms:.2f} ms: the rest is the action "
+                     "and its vendor client: HTTP requests, JSON, models, logging)"
+                     if noop is not None else "")
         reasons.append(
-            f"the action server was CPU-bound ({level.server_cpu:.0%} of its one core{ceiling}): "
-            "the SDK's own cost per request (parsing the tracker and domain, building the "
-            "reply) plus the client's leaves no idle time to overlap more vendor waits. "
-            "More action-server workers on more cores (ACTION_SERVER_SANIC_WORKERS) fix it")
+            f"the action server is CPU-bound: it spent {cpu_ms:.2f} ms of CPU per request"
+            f"{noop_note}, so its one worker process cannot serve more than about "
+            f"{ceiling:.0f} req/s on one core, whatever the concurrency; it used "
+            f"{level.server_cpu:.0%} of a core here. More action-server worker processes "
+            "(ACTION_SERVER_SANIC_WORKERS) on more cores, or less CPU per request, fix it")
     if level.machine_cpu >= BUSY_MACHINE:
         reasons.append(
             f"the machine's {results.cpu_count} cores were {level.machine_cpu:.0f}% busy with the "

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from clients.cention.errand_registry import ErrandRegistry
+from clients.cention.settings import SANDBOX_ERRAND_TOKEN
 from tests.support.rasa_payloads import (
     bot_event,
     load_domain,
@@ -235,7 +236,8 @@ def test_errand_hands_the_conversation_to_an_agent(
 
     owner = ErrandRegistry(str(registry_path)).owner(errand_id)
     assert owner is not None and owner.sender_id == sender and owner.channel == "rest"
-    assert EMAIL not in server.process.output()
+    log = server.process.output()
+    assert EMAIL not in log and SANDBOX_ERRAND_TOKEN not in log
 
     # Retrying the same hand-off sends the same message id: no second errand.
     again = server.run(errand_payload(sender))

@@ -186,8 +186,8 @@ MALFORMED = {
     "errand not included": lambda d: d.update(included=d["included"][:3]),
     "answer without response": lambda d: d["included"][3]["attributes"]["answer"].pop(
         "response"),
-    "html body is a number": lambda d: d["included"][3]["attributes"]["answer"]["response"]
-    .update(html_body=5),
+    "html body is an object": lambda d: d["included"][3]["attributes"]["answer"]["response"]
+    .update(html_body={"p": "x"}),
     "included is not a list": lambda d: d.update(included={"type": "x"}),
 }
 

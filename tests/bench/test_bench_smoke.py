@@ -1,0 +1,71 @@
+"""A small, untimed run of the benchmark: it must finish cleanly and report what it measured.
+
+Nothing here asserts speed (timings depend on the machine); it checks that the harness
+drives the real servers without errors, counts the vendor calls each action makes, and
+writes its table, plot and raw numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.run import Config, run
+from bench.scenarios import SCENARIOS
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    config = Config(
+        latency_ms=5, concurrency=[4], requests=20, duration=120, warmup=8,
+        naive_requests=20, memory_requests=40, memory_chunk=20, target_concurrency=4,
+        scenarios=["noop", "benti", "naive_benti"],
+        results_dir=tmp_path_factory.mktemp("bench-results"),
+    )
+    _, folder = run(config)
+    return json.loads((folder / "results.json").read_text()), folder
+
+
+def test_every_level_ran_without_errors(smoke: tuple[dict, Path]) -> None:
+    data, _ = smoke
+    levels = {level["scenario"]: level for level in data["levels"]}
+    assert set(levels) == {"noop", "benti", "naive_benti"}
+    assert levels["noop"]["requests"] == 20
+    assert levels["benti"]["requests"] == 20
+    for level in data["levels"]:
+        assert level["errors"] == 0, level["error_samples"]
+        assert level["p50"] <= level["p95"] <= level["p99"]
+
+
+def test_upstream_calls_match_each_flow(smoke: tuple[dict, Path]) -> None:
+    data, _ = smoke
+    levels = {level["scenario"]: level for level in data["levels"]}
+    assert levels["noop"]["calls"] == 0
+    # Product: user lookup and transcript upload, then the ticket; the token is reused.
+    assert levels["benti"]["calls"] == pytest.approx(SCENARIOS["benti"].calls) == 3
+    assert data["k"]["benti"]["k"] == SCENARIOS["benti"].k == 2
+    assert not any(route.endswith("/v1/auth") for route in levels["benti"]["routes"])
+    # Baseline: a new token and API discovery on every call.
+    assert levels["naive_benti"]["calls"] == pytest.approx(5)
+    assert levels["naive_benti"]["routes"]["POST /benti/v1/auth"] == pytest.approx(1)
+    assert data["k"]["naive_benti"]["k"] == 5
+
+
+def test_report_has_table_ratios_targets_and_plot(smoke: tuple[dict, Path]) -> None:
+    data, folder = smoke
+    report = (folder / "report.md").read_text()
+    assert "| Benti ticket | 4 | 20 |" in report
+    assert "Benti ticket / no-op at 4" in report
+    assert "product Benti ticket / Naive Benti (baseline) at 4" in report
+    targets = {(t["scenario"], t["name"]): t for t in data["targets"]}
+    calls = targets[("benti", "vendor calls per action at 4")]
+    assert calls["verdict"] == "met" and calls["measured"] == "3.000"
+    assert {("benti", "throughput at 4"), ("benti", "p50 at 4"),
+            ("benti", "vs Naive Benti (baseline) at 4")} <= set(targets)
+    assert all(t["verdict"] in ("met", "missed") for t in data["targets"])
+    assert [n for n, _ in data["memory"]["samples"]] == [20, 40]
+    assert data["memory"]["errors"] == 0
+    png = (folder / "throughput-latency.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
