@@ -56,13 +56,16 @@ unit: .venv/.ok
 sdk36: .venv-sdk36/.ok
 	scripts/pytest .venv-sdk36 -m "not rasa and not e2e" tests/actions
 
+# Only these folders: the rest of tests/ imports the action server's dependencies, which
+# .venv-rasa does not have (the project goes in there without them).
 rasa:
 	scripts/with-rasa-env $(MAKE) .venv-rasa/.ok
-	scripts/with-rasa-env scripts/pytest .venv-rasa -m rasa
+	scripts/with-rasa-env scripts/pytest .venv-rasa -m rasa tests/connectors tests/rasa
 
+# Trains the reference bot if domain/, data/ or config/config.yml changed (models/ cache).
 e2e: .venv/.ok
 	scripts/with-rasa-env $(MAKE) .venv-rasa/.ok
-	scripts/with-rasa-env scripts/pytest .venv -m e2e
+	scripts/with-rasa-env scripts/pytest .venv -m e2e tests/e2e
 
 chat: .venv/.ok .venv-rasa/.ok
 	scripts/chat

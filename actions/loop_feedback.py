@@ -94,7 +94,12 @@ class ValidateLoopFeedbackForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[str]:
-        known = tracker.get_slot(EMAIL_SLOT) or tracker.get_slot(PHONE_SLOT)
+        # Known = already in its clean form: a contact the customer has just typed is in the
+        # slot unvalidated (e.g. a phone number in `customer_email`), so it is still asked
+        # for, which makes the SDK run `validate_customer_email` on it.
+        email = tracker.get_slot(EMAIL_SLOT)
+        known = (email is not None and clean_email(email) == email) or (
+            clean_phone(tracker.get_slot(PHONE_SLOT)) is not None)
         if known or tracker.get_slot(SKIPPED_SLOT):
             return [slot for slot in domain_slots if slot != EMAIL_SLOT]
         return domain_slots

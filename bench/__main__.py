@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): the action-server throughput and latency benchmark.
 
-Defaults keep a run under ten minutes on a two-core machine. The long memory check of the
-issue is `python -m bench --memory-requests 100000`; a quick look at one action is e.g.
+Defaults keep a run under ten minutes on a two-core machine. The long memory check is
+`python -m bench --memory-requests 100000`; a quick look at one action is e.g.
 `python -m bench --scenarios noop benti --concurrency 64`.
 """
 
@@ -34,9 +34,9 @@ def parse(argv: list[str] | None = None) -> Config:
                         help="warm-up requests per scenario before measuring (default 64)")
     parser.add_argument("--memory-requests", type=int, default=defaults.memory_requests,
                         help="requests of the memory run over all vendor actions (default "
-                             "5000; the issue's check is 100000; 0 skips it)")
+                             "5000; 100000 for the long check; 0 skips it)")
     parser.add_argument("--memory-chunk", type=int, default=defaults.memory_chunk,
-                        help="RSS is sampled after every this many requests (default 5000)")
+                        help="RSS is sampled after every this many requests (default 1000)")
     parser.add_argument("--target-concurrency", type=int, default=defaults.target_concurrency,
                         help="level at which ratios and targets are evaluated (default 64)")
     parser.add_argument("--workers", type=int, default=defaults.workers,

@@ -54,7 +54,12 @@ def target_table(targets: list[Target]) -> list[str]:
     lines = ["| action | target | goal | measured | result |", "|---|---|---|---|---|"]
     for t in targets:
         lines.append(f"| {t.scenario} | {t.name} | {t.goal} | {t.measured} | **{t.verdict}** |")
-    notes = [f"- {t.scenario}, {t.name}: {t.note}" for t in targets if not t.met and t.note]
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for t in targets:
+        if not t.met and t.note:
+            grouped.setdefault((t.scenario, t.note), []).append(t.name)
+    notes = [f"- {scenario} ({', '.join(names)}): {note}"
+             for (scenario, note), names in grouped.items()]
     return lines + (["", "Why missed:", *notes] if notes else [])
 
 
@@ -64,9 +69,10 @@ def markdown(results: Results) -> str:
         "# Action server benchmark",
         "",
         f"Run {results.started} on {results.cpu_count} CPU cores; upstream latency "
-        f"L = {config.latency_ms:g} ms per vendor call; levels {config.concurrency}, each "
-        f"bounded by {config.requests} requests or {config.duration:g} s "
-        f"(the naive baseline by {config.naive_requests} requests or 2 x concurrency). "
+        f"L = {config.latency_ms:g} ms per vendor call; {config.workers} action-server "
+        f"worker(s); levels {config.concurrency}, each stopping after {config.requests} "
+        f"requests (the baseline: 2 x concurrency, at most {config.naive_requests} beyond "
+        f"the concurrency) or {config.duration:g} s, whichever comes first. "
         "CPU: share of one core used by the action server, the simulators and the load "
         "generator, and of the whole machine.",
         "",
@@ -117,7 +123,7 @@ def plot(results: Results, path: Path) -> None:
         axis.set_xlabel("concurrent conversations")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=8)
+    left.legend(fontsize=8, loc="best")
     fig.suptitle(f"Action server, upstream latency {results.config.latency_ms:g} ms per call")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

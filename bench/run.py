@@ -46,7 +46,7 @@ class Config:
     naive_requests: int = 128
     warmup: int = 64
     memory_requests: int = 5000
-    memory_chunk: int = 5000
+    memory_chunk: int = 1000
     target_concurrency: int = 64
     #: Sanic worker processes of the product's action server (the baseline keeps one).
     workers: int = 1

@@ -1,4 +1,4 @@
-"""The issue's targets, each with its measured value, "met" or "missed", and why if missed.
+"""The performance targets, each with its measured value, "met" or "missed", and why if missed.
 
 With k sequential vendor calls of latency L, a conversation cannot run its action faster
 than k x L, so `c` concurrent conversations cannot exceed c / (k x L) actions per second:
@@ -48,7 +48,7 @@ def bound(scenario: Scenario, concurrency: int, latency: float) -> float | None:
 
 
 def why_slow(level: Level, scenario: Scenario, results: Results) -> str:
-    """The most likely cause of a throughput or latency miss, from what was measured."""
+    """The likely causes of a throughput or latency miss, from what was measured."""
     reasons = []
     if level.errors:
         reasons.append(f"{level.errors} requests failed ({level.error_samples[0]})")
@@ -58,21 +58,26 @@ def why_slow(level: Level, scenario: Scenario, results: Results) -> str:
     cpu_ms = level.server_cpu_ms
     ceiling = 1000 / cpu_ms if cpu_ms > 0 else math.inf
     limit = bound(scenario, level.concurrency, results.config.latency_ms / 1000)
-    if level.server_cpu >= BUSY_CORE or (limit is not None and ceiling < limit):
-        noop_note = (f" (the no-op needs {noop.server_cpu_ms:.2f} ms: the rest is the action "
-                     "and its vendor client: HTTP requests, JSON, models, logging)"
+    workers = results.config.workers
+    if limit is not None and ceiling * workers < THROUGHPUT_SHARE * limit:
+        noop_part = (f" (the no-op {noop.server_cpu_ms:.2f} ms; the rest is the action and its "
+                     "vendor client: HTTP client requests, JSON and models, logging)"
                      if noop is not None else "")
         reasons.append(
-            f"the action server is CPU-bound: it spent {cpu_ms:.2f} ms of CPU per request"
-            f"{noop_note}, so its one worker process cannot serve more than about "
-            f"{ceiling:.0f} req/s on one core, whatever the concurrency; it used "
-            f"{level.server_cpu:.0%} of a core here. More action-server worker processes "
+            f"the action server spends {cpu_ms:.2f} ms of CPU per request{noop_part}, so "
+            f"at that cost {workers} worker process(es) can serve at most about "
+            f"{ceiling * workers:.0f} req/s, even with "
+            f"a core each, below {THROUGHPUT_SHARE:.0%} of the bound: more worker processes "
             "(ACTION_SERVER_SANIC_WORKERS) on more cores, or less CPU per request, fix it")
     if level.machine_cpu >= BUSY_MACHINE:
         reasons.append(
-            f"the machine's {results.cpu_count} cores were {level.machine_cpu:.0f}% busy with the "
-            "load generator, the simulators and the action server together: a machine with "
-            "more cores, or the load generator on another one, fixes it")
+            f"the machine's {results.cpu_count} cores were {level.machine_cpu:.0f}% busy (load "
+            "generator, simulators, action server and anything else running), so the action "
+            f"server got only {level.server_cpu:.0%} of a core: run the benchmark on an "
+            "otherwise idle machine with more cores")
+    elif level.server_cpu >= BUSY_CORE:
+        reasons.append(f"the action server used {level.server_cpu:.0%} of its core: it is "
+                       "CPU-bound; more worker processes on more cores fix it")
     if not reasons:
         reasons.append(
             f"the action server used {level.server_cpu:.0%} of a core and the machine "
@@ -130,10 +135,7 @@ def evaluate(results: Results) -> list[Target]:
             met = ratio >= NAIVE_FACTOR
             targets.append(Target(
                 name, f"vs {twin.title} at {c}", f">= {NAIVE_FACTOR:.0f}x", f"{ratio:.0f}x", met,
-                "" if met else (
-                    f"the baseline served {naive.throughput:.1f} req/s, the product "
-                    f"{level.throughput:.0f} req/s; the product's own shortfall: "
-                    + why_slow(level, scenario, results))))
+                "" if met else why_slow(level, scenario, results)))
     memory = results.memory
     if memory is not None and memory.samples:
         growth = memory.after - memory.before

@@ -47,7 +47,7 @@ from clients.cention.callback import (
     AttachmentFetcher,
     CallbackHandler,
     CallbackOutcome,
-    read_limited,
+    read_request_body,
 )
 from clients.cention.errand_registry import DEFAULT_PATH, ErrandRegistry
 from clients.errors import ConfigurationError
@@ -166,18 +166,13 @@ class CentionInput(InputChannel):
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
-            declared = request.headers.get("content-length", "")
-            too_big = declared.isdigit() and int(declared) > self.handler.max_body_bytes
-            limit = self.handler.max_body_bytes
-            body: bytes | None = None
-            if not too_big:
-                stream: Any = request.stream  # async-iterable chunks on sanic 21 and 25
-                body = request.body if stream is None else await read_limited(stream, limit)
+            body = await read_request_body(request, self.handler.max_body_bytes)
             outcome = await self.handler.handle(body)
             if outcome.deliver:
                 try:
                     await self._deliver(request, outcome, on_new_message)
                 except Exception:
+                    await self.handler.delivery_failed(outcome)
                     logger.exception("Cention callback: answer to errand %s could not be "
                                      "delivered", outcome.answer.errand_id if outcome.answer
                                      else "?")

@@ -53,7 +53,7 @@ CUSTOM_FIELDS: list[dict[str, Any]] = [
     {"id": "529652b0121d5fa206011c02", "shortcode": "booking",
      "title": {"en": "Booking reference"}, "required": False},
 ]
-RESTAURANT = {
+RESTAURANT: dict[str, Any] = {
     "id": "529652b0131d5fa206011a98",
     "shortCode": "restaurant",
     "description": "Survey for sit-down restaurant locations",
@@ -69,7 +69,7 @@ RESTAURANT = {
     ],
     "questionOrderRandomization": True,
 }
-LOBBY = {
+LOBBY: dict[str, Any] = {
     "id": "529652b0131d5fa206011b98",
     "shortCode": "lobby",
     "description": "Check-in experience",

@@ -388,8 +388,25 @@ class CallbackHandler:
             logger.warning("Cention callback %s: errand %s is not one of this bot's errands; "
                            "acknowledged and dropped", answer.callback_id, answer.errand_id)
             return CallbackOutcome(200, "unknown_errand", answer)
+        key = delivery_key(answer)
+        if key and not await asyncio.to_thread(self.registry.claim_delivery, key):
+            logger.info("Cention callback %s for errand %s was already delivered",
+                        answer.callback_id, answer.errand_id)
+            return CallbackOutcome(200, "duplicate", answer)
         names = await self.fetcher.names(answer.attachments)
         return CallbackOutcome(200, "accepted", answer, owner, tuple(names))
+
+    async def delivery_failed(self, outcome: CallbackOutcome) -> None:
+        """Release the claim of an answer that could not be delivered, so Cention's next
+        attempt (if it retries) is not taken for a duplicate."""
+        key = delivery_key(outcome.answer) if outcome.answer else ""
+        if key:
+            await asyncio.to_thread(self.registry.release_delivery, key)
+
+
+def delivery_key(answer: AgentAnswer) -> str:
+    """One callback of one errand; empty (no duplicate check) when the callback has no id."""
+    return f"{answer.errand_id}:{answer.callback_id}" if answer.callback_id else ""
 
 
 async def read_limited(chunks: AsyncIterable[bytes], limit: int) -> bytes | None:
@@ -401,3 +418,17 @@ async def read_limited(chunks: AsyncIterable[bytes], limit: int) -> bytes | None
         if len(received) > limit:
             return None
     return bytes(received)
+
+
+async def read_request_body(request: Any, limit: int) -> bytes | None:
+    """The body of a Sanic request routed with `stream=True` (sanic 21 to 25), or None when it
+    is over `limit`: refused from `Content-Length` at once, or while streaming a chunked body.
+    """
+    declared = str(request.headers.get("content-length", "")).strip()
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    stream = getattr(request, "stream", None)
+    if stream is None:  # not a streamed route: Sanic has read the body already
+        body = request.body or b""
+        return None if len(body) > limit else bytes(body)
+    return await read_limited(stream, limit)

@@ -25,14 +25,18 @@ DEFAULT_PATH = "cention_errands.sqlite3"
 #: How long a call waits for another process's write lock before giving up (seconds).
 BUSY_TIMEOUT_SECONDS = 5.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cention_errands (
-    errand_id  TEXT PRIMARY KEY,
-    sender_id  TEXT NOT NULL,
-    channel    TEXT,
-    created_at REAL NOT NULL
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS cention_errands (
+        errand_id  TEXT PRIMARY KEY,
+        sender_id  TEXT NOT NULL,
+        channel    TEXT,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS cention_deliveries (
+        delivery_key TEXT PRIMARY KEY,
+        claimed_at   REAL NOT NULL
+    )""",
 )
-"""
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ class ErrandRegistry:
         os.makedirs(directory, exist_ok=True)
         with self._connection() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(_SCHEMA)
+            for statement in _SCHEMA:
+                connection.execute(statement)
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -90,3 +95,18 @@ class ErrandRegistry:
             channel=channel,
             created_at=datetime.fromtimestamp(created_at, tz=timezone.utc),
         )
+
+    def claim_delivery(self, key: str) -> bool:
+        """True the first time `key` (one callback of one errand) is claimed, False for a
+        repeat, so a callback Cention sends twice reaches the conversation once."""
+        with self._connection() as connection:
+            cursor = connection.execute(
+                "INSERT OR IGNORE INTO cention_deliveries (delivery_key, claimed_at) VALUES (?, ?)",
+                (key, time.time()),
+            )
+            return cursor.rowcount == 1
+
+    def release_delivery(self, key: str) -> None:
+        """Forget a claim whose delivery failed, so a repeated callback can deliver it."""
+        with self._connection() as connection:
+            connection.execute("DELETE FROM cention_deliveries WHERE delivery_key = ?", (key,))

@@ -298,6 +298,33 @@ async def test_a_known_errand_is_accepted_with_its_owner_and_attachment_names(
     assert outcome.attachment_names == ("a.txt", "b.txt", "c.txt")
 
 
+async def test_a_repeated_callback_is_acknowledged_as_a_duplicate(tmp_path: Path) -> None:
+    handler = make_handler(tmp_path)
+    handler.registry.record("2256", "conversation-42", None)
+    with aioresponses() as mock:
+        mock_attachments(mock, {788: "a.txt", 789: "b.txt", 790: "c.txt"})
+        first = await handler.handle(body(sample_callback()))
+        again = await handler.handle(body(sample_callback()))
+        assert len(mock.requests) == 3  # names fetched for the first delivery only
+    assert (first.result, first.deliver) == ("accepted", True)
+    assert (again.status, again.result, again.deliver) == (200, "duplicate", False)
+
+    await handler.delivery_failed(first)
+    with aioresponses() as mock:
+        mock_attachments(mock, {788: "a.txt", 789: "b.txt", 790: "c.txt"})
+        retried = await handler.handle(body(sample_callback()))
+    assert (retried.result, retried.deliver) == ("accepted", True)
+
+
+async def test_callbacks_without_an_id_are_never_taken_for_duplicates(tmp_path: Path) -> None:
+    handler = make_handler(tmp_path, token="")
+    handler.registry.record("2256", "conversation-42", None)
+    document = sample_callback()
+    document["data"].pop("id")
+    results = [(await handler.handle(body(document))).result for _ in range(2)]
+    assert results == ["accepted", "accepted"]
+
+
 @pytest.mark.parametrize("document", [
     sample_callback(secret="654321"),
     sample_callback(secret=None),

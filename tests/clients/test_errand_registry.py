@@ -81,3 +81,13 @@ def test_refuses_incomplete_records(tmp_path: Path, errand_id: str, sender_id: s
     registry = ErrandRegistry(str(tmp_path / "errands.sqlite3"))
     with pytest.raises(ValueError):
         registry.record(errand_id, sender_id, None)
+
+
+def test_a_delivery_is_claimed_once_until_released(tmp_path: Path) -> None:
+    registry = ErrandRegistry(str(tmp_path / "errands.sqlite3"))
+    assert registry.claim_delivery("2256:76")
+    assert not registry.claim_delivery("2256:76")
+    assert not ErrandRegistry(registry.path).claim_delivery("2256:76")  # another process
+    assert registry.claim_delivery("2256:77")
+    registry.release_delivery("2256:76")
+    assert registry.claim_delivery("2256:76")

@@ -248,7 +248,9 @@ async def test_the_reply_is_pushed_through_the_customers_channel(
     ):
         await post(base + WEBHOOK, json.dumps(sample_callback()))
         # A second answer: the first one (from this channel) must not hide the customer's.
-        await post(base + WEBHOOK, json.dumps(sample_callback()))
+        second = sample_callback()
+        second["data"]["id"] = "77"
+        await post(base + WEBHOOK, json.dumps(second))
 
     assert len(pushy.sent) == 2
     recipient, text = pushy.sent[0]
@@ -293,6 +295,40 @@ async def test_the_channel_recorded_with_the_errand_is_used_when_the_tracker_has
     channel = CentionInput.from_credentials(credentials(registry_path))
     async with rasa_app(channel, customer_channel=None) as (base, _, pushy):
         await post(base + WEBHOOK, json.dumps(sample_callback()))
+    assert [recipient for recipient, _ in pushy.sent] == ["conversation-42"]
+
+
+async def test_a_repeated_callback_reaches_the_conversation_once(
+    registry_path: str, attachments: aioresponses
+) -> None:
+    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
+    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+        base, agent, pushy
+    ):
+        first = await post(base + WEBHOOK, json.dumps(sample_callback()))
+        again = await post(base + WEBHOOK, json.dumps(sample_callback(link_form="string")))
+    assert (first, again) == ((200, {"status": "accepted"}), (200, {"status": "duplicate"}))
+    assert len(agent.messages) == 1 and len(pushy.sent) == 1
+
+
+async def test_a_failed_delivery_is_reported_and_can_be_retried(
+    registry_path: str, attachments: aioresponses
+) -> None:
+    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
+    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+        base, agent, pushy
+    ):
+        working = agent.handle_message
+
+        async def broken(message: UserMessage) -> None:
+            raise RuntimeError("tracker store down")
+
+        agent.handle_message = broken  # type: ignore[method-assign]
+        failed = await post(base + WEBHOOK, json.dumps(sample_callback()))
+        agent.handle_message = working  # type: ignore[method-assign]
+        retried = await post(base + WEBHOOK, json.dumps(sample_callback()))
+    assert failed == (500, {"status": "delivery_failed"})
+    assert retried == (200, {"status": "accepted"})
     assert [recipient for recipient, _ in pushy.sent] == ["conversation-42"]
 
 
@@ -403,3 +439,77 @@ def test_the_whole_domain_folder_loads_with_the_connectors_part() -> None:
     assert {"cention_errand_id", "cention_answer_text",
             "cention_attachment_names"} <= set(domain.entities)
     assert "utter_cention_agent_answer" in domain.responses
+
+
+# -- against the Cention simulator ------------------------------------------------------
+
+SANDBOX_ERRAND_TOKEN = "sandbox-cention-errand-jwt"  # the simulator's demo JWT (not secret)
+
+
+@pytest.fixture(scope="module")
+def cention_sandbox() -> Iterator[str]:
+    """The simulators in the project's main environment (they need pydantic 2)."""
+    from tests.support.servers import MAIN_PYTHON, running_sandbox
+
+    if not MAIN_PYTHON.exists():
+        pytest.fail(f"{MAIN_PYTHON} is missing: build the main environment first (make unit)")
+    with running_sandbox(python=str(MAIN_PYTHON)) as sandbox:
+        yield sandbox.vendor_url("cention")
+
+
+async def test_an_errand_answered_in_the_simulator_arrives_in_its_conversation(
+    cention_sandbox: str, registry_path: str
+) -> None:
+    workspace = f"{cention_sandbox}/s/demo"
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{workspace}/capi/json/c3_new_errands",
+        data=json.dumps({"data": {"type": "c3_new_errands", "attributes": {"msg": {
+            "message_id": f"conversation-42-{uuid.uuid4().hex}", "name": "Ada",
+            "from": "ada@example.com", "subject": "Where is my order?",
+            "body": "Customer: where is my order?", "html_body": "",
+            "attachments": []}}}}),
+        headers={"Content-Type": "application/vnd.api+json",
+                 "Accept": "application/vnd.api+json",
+                 "Authorization": f"Bearer {SANDBOX_ERRAND_TOKEN}"},
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        errand_id = (await resp.json(content_type=None))["data"]["id"]
+    # What the errand action records; a second errand of another conversation too.
+    ErrandRegistry(registry_path).record(errand_id, "conversation-42", "pushy")
+    ErrandRegistry(registry_path).record("1", "someone-else", "pushy")
+
+    channel = CentionInput.from_credentials({
+        "api_secret": SECRET, "base_url": workspace,
+        "attachment_token": SANDBOX_ERRAND_TOKEN, "registry_path": registry_path,
+    })
+    answer = {
+        "errand_id": errand_id, "api_secret": SECRET,
+        "html_body": "<p>Your order left today. <a href='https://track.example.com/1'>"
+                     "Track it</a></p>",
+        "attachments": [
+            {"name": "label.txt", "content_type": "text/plain", "content": "eA=="},
+            {"name": "invoice.txt", "content_type": "text/plain", "content": "eQ=="},
+        ],
+    }
+    async with (
+        rasa_app(channel) as (base, agent, pushy),
+        aiohttp.ClientSession() as session,
+        session.post(f"{cention_sandbox}/_sandbox/answer",
+                     json={**answer, "callback_url": base + WEBHOOK}) as resp,
+    ):
+        result = await resp.json()
+
+    assert result["status"] == 200, result
+    [message] = agent.messages
+    assert message.sender_id == "conversation-42"
+    assert message.parse_data is not None
+    entities = {e["entity"]: e["value"] for e in message.parse_data["entities"]}
+    assert entities == {
+        "cention_errand_id": errand_id,
+        "cention_answer_text": "Your order left today. Track it (https://track.example.com/1)",
+        "cention_attachment_names": "label.txt, invoice.txt",
+    }
+    [(recipient, text)] = pushy.sent
+    assert recipient == "conversation-42"
+    assert "Track it (https://track.example.com/1)" in text
+    assert text.endswith("label.txt, invoice.txt")

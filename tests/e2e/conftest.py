@@ -25,6 +25,7 @@ import pytest
 import requests
 import yaml
 
+from clients.cention.settings import SANDBOX_ERRAND_TOKEN
 from tests.e2e.bot import RasaServer
 from tests.support.servers import (
     ROOT,
@@ -91,19 +92,23 @@ def bot_action_server(sandbox: Sandbox, errand_registry: Path) -> Iterator[Actio
         yield server
 
 
-def connector_settings(errand_registry: Path) -> dict[str, Any]:
-    """The Cention connector's keys for this run: the shipped ones, pointed at the test's
-    errand registry and with a known callback secret."""
-    return {"api_secret": "e2e-callback-secret", "errand_registry": str(errand_registry)}
+CALLBACK_SECRET = "e2e-callback-secret"
+
+
+def connector_settings(sandbox: Sandbox, errand_registry: Path) -> dict[str, Any]:
+    """The Cention connector's keys for this run: the test's errand registry, a known
+    callback secret, and the simulator as the attachment host."""
+    return {"api_secret": CALLBACK_SECRET, "registry_path": str(errand_registry),
+            "base_url": f"{sandbox.vendor_url('cention')}/s/demo",
+            "attachment_token": SANDBOX_ERRAND_TOKEN}
 
 
 def write_runtime_config(directory: Path, action_server_url: str,
-                         errand_registry: Path) -> tuple[Path, Path]:
+                         connector: dict[str, Any]) -> tuple[Path, Path]:
     """`credentials.yml` and `endpoints.yml` for this run, derived from the shipped ones."""
     credentials = yaml.safe_load((ROOT / "config" / "credentials.yml").read_text()) or {}
-    if CENTION_CONNECTOR in credentials:
-        credentials[CENTION_CONNECTOR] = {**(credentials[CENTION_CONNECTOR] or {}),
-                                          **connector_settings(errand_registry)}
+    assert CENTION_CONNECTOR in credentials, "config/credentials.yml lacks the Cention connector"
+    credentials[CENTION_CONNECTOR] = {**(credentials[CENTION_CONNECTOR] or {}), **connector}
     endpoints = yaml.safe_load((ROOT / "config" / "endpoints.yml").read_text()) or {}
     endpoints["action_endpoint"] = {"url": f"{action_server_url}/webhook"}
     credentials_path = directory / "credentials.yml"
@@ -115,10 +120,11 @@ def write_runtime_config(directory: Path, action_server_url: str,
 
 @pytest.fixture(scope="session")
 def rasa_server(rasa_bin: Path, rasa_model: Path, bot_action_server: ActionServer,
-                runtime_dir: Path, errand_registry: Path) -> Iterator[RasaServer]:
+                sandbox: Sandbox, runtime_dir: Path,
+                errand_registry: Path) -> Iterator[RasaServer]:
     """`rasa run --enable-api` on a free port with the generated credentials and endpoints."""
-    credentials, endpoints = write_runtime_config(runtime_dir, bot_action_server.url,
-                                                  errand_registry)
+    credentials, endpoints = write_runtime_config(
+        runtime_dir, bot_action_server.url, connector_settings(sandbox, errand_registry))
     port = free_port()
     process = start_process(
         [str(rasa_bin), "run", "--enable-api", "--interface", "127.0.0.1",

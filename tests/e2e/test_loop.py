@@ -1,0 +1,63 @@
+"""Loop through the real bot: the survey whose questions come from Loop at run time, and a
+request passed on to the team as a loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sandbox.loop import RESTAURANT
+from tests.e2e.bot import RasaServer, is_response
+from tests.support.servers import Sandbox
+
+pytestmark = pytest.mark.e2e
+
+#: What the customer answers to each question of the simulator's survey (asked in random
+#: order, as the survey asks), and what Loop must store.
+ANSWERS: dict[str, tuple[str, Any]] = {
+    "Was the service swift?": ("yes, very", True),
+    "Was the food fantastic?": ("nope", False),
+    "Was the counter clean?": ("yes", True),
+    "What else should we know?": ("The soup was cold.", "The soup was cold."),
+}
+
+
+def test_survey_is_asked_and_the_typed_answers_stored(rasa_server: RasaServer,
+                                                      sandbox: Sandbox) -> None:
+    chat = rasa_server.conversation()
+    before = len(sandbox.state("loop")["responses"])
+    [question] = chat.say("I'd like to take the survey")
+    asked: list[str] = []
+    replies: list[str] = []
+    while len(asked) < len(ANSWERS):
+        text = next((q for q in ANSWERS if question.startswith(q)), None)
+        assert text and text not in asked, f"unexpected question {question!r} after {asked}"
+        asked.append(text)
+        replies = chat.say(ANSWERS[text][0])
+        if len(asked) < len(ANSWERS):
+            [question] = replies
+    # A "no" makes Loop open a loop from the response, so the team follows up.
+    assert len(replies) == 2, replies
+    assert is_response(replies[0], "utter_loop_survey_thanks")
+    assert is_response(replies[1], "utter_loop_follow_up")
+
+    responses = sandbox.state("loop")["responses"]
+    assert len(responses) == before + 1
+    by_id = {q["categoryId"]: q["text"]["en"] for q in RESTAURANT["questions"]}
+    stored = {by_id[a["categoryId"]]: a["value"] for a in responses[-1]["responses"]}
+    assert stored == {text: value for text, (_, value) in ANSWERS.items()}
+    slots = chat.slots()
+    assert slots["loop_response_id"] == responses[-1]["id"]
+    assert slots["loop_loop_id"] == responses[-1]["loopId"]
+
+
+def test_request_is_passed_on_as_a_loop(rasa_server: RasaServer, sandbox: Sandbox) -> None:
+    chat = rasa_server.conversation()
+    chat.expect("I want to make a complaint", "utter_ask_loop_description")
+    chat.expect("The shower in room 12 has no hot water since yesterday.",
+                "utter_ask_loop_feedback_form_customer_email")
+    chat.expect("+46 70 123 45 67", "utter_loop_created")
+    loop = sandbox.state("loop")["loops"][-1]
+    assert loop["description"].startswith("The shower in room 12 has no hot water")
+    assert chat.slots()["loop_loop_id"] == loop["id"]
