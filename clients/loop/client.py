@@ -33,6 +33,7 @@ loop would be a duplicate), except when Loop demonstrably did not process them (
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -122,6 +123,8 @@ class LoopClient:
         self._loop_types: list[LoopType] | None = None
         self._custom_fields: dict[str, CustomField] = {}
         self._surveys: dict[str, tuple[float, Survey]] = {}
+        #: Serialises cache misses, so customers arriving together cause one lookup.
+        self._lock = asyncio.Lock()
 
     # -- transport ----------------------------------------------------------------
     def _url(self, path: str) -> str:
@@ -186,6 +189,12 @@ class LoopClient:
         cached = self._locations.get(key)
         if cached is not None:
             return cached
+        async with self._lock:
+            if key not in self._locations:
+                self._locations[key] = await self._fetch_location(key)
+        return self._locations[key]
+
+    async def _fetch_location(self, key: str) -> Location:
         if OBJECT_ID.match(key):
             found = next((loc for loc in await self.locations() if loc.id == key), None)
             if found is None:
@@ -195,17 +204,17 @@ class LoopClient:
                 f"/locations/{quote(key, safe='')}", "LOOP_LOCATION", "location"
             )
             found = parse_model(Location, self._single(body, "location", "locations"), VENDOR)
-        self._locations[key] = found
         return found
 
     async def loop_types(self) -> list[LoopType]:
         """The account's loop types, fetched once (they are account configuration)."""
-        if self._loop_types is None:
-            body = await self._get("/looptypes")
-            self._loop_types = self._parse_all(
-                LoopType, self._items(body, "loopTypes", "looptypes", "loop_types", "types")
-            )
-        return self._loop_types
+        async with self._lock:
+            if self._loop_types is None:
+                body = await self._get("/looptypes")
+                self._loop_types = self._parse_all(
+                    LoopType, self._items(body, "loopTypes", "looptypes", "loop_types", "types")
+                )
+            return self._loop_types
 
     async def loop_type_id(self, name: str | None = None) -> str:
         """The id of loop type `name` (default `LOOP_LOOP_TYPE`): its id, shortcode or title."""
@@ -220,7 +229,12 @@ class LoopClient:
     async def custom_field(self, shortcode: str) -> CustomField:
         """The custom field by shortcode, cached for good."""
         cached = self._custom_fields.get(shortcode)
-        if cached is None:
+        if cached is not None:
+            return cached
+        async with self._lock:
+            cached = self._custom_fields.get(shortcode)
+            if cached is not None:
+                return cached
             body = await self._lookup(
                 f"/customfields/{quote(shortcode, safe='')}",
                 "LOOP_CUSTOM_FIELDS",
@@ -242,16 +256,18 @@ class LoopClient:
         """The survey to run: `LOOP_SURVEY` by shortcode, else the location's survey.
         Reused for `LOOP_SURVEY_CACHE_SECONDS`."""
         key = self.settings.survey or f"location:{self.settings.location}"
-        cached = self._surveys.get(key)
-        now = self._clock()
-        if cached is not None and now - cached[0] < self.settings.survey_cache_seconds:
-            return cached[1]
-        if self.settings.survey:
-            survey = await self.survey_by_shortcode(self.settings.survey)
-        else:
-            survey = await self.survey_for_location()
-        self._surveys[key] = (now, survey)
-        return survey
+        location = None if self.settings.survey else await self.location()
+        async with self._lock:
+            cached = self._surveys.get(key)
+            now = self._clock()
+            if cached is not None and now - cached[0] < self.settings.survey_cache_seconds:
+                return cached[1]
+            if self.settings.survey:
+                survey = await self.survey_by_shortcode(self.settings.survey)
+            else:
+                survey = await self.survey_for_location(location)
+            self._surveys[key] = (now, survey)
+            return survey
 
     async def survey_by_shortcode(self, shortcode: str) -> Survey:
         body = await self._lookup(f"/surveys/{quote(shortcode, safe='')}", "LOOP_SURVEY", "survey")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -73,6 +74,21 @@ async def test_location_shortcode_is_resolved_once(
     again = await client.location()
     assert first.id == again.id == LOCATION_1300
     assert simulator.calls["GET /api/v1/locations/{shortcode}"] == 1
+
+
+async def test_customers_arriving_together_cause_one_lookup_of_each_kind(
+    simulator: LoopSimulator, base_url: str
+) -> None:
+    client = LoopClient(settings(base_url))
+    simulator.latency = 0.05
+    surveys = await asyncio.gather(*(client.survey() for _ in range(10)))
+    ids = await asyncio.gather(*(client.custom_field("room") for _ in range(10)))
+    types = await asyncio.gather(*(client.loop_type_id() for _ in range(10)))
+    assert {s.id for s in surveys} == {RESTAURANT["id"]}
+    assert {f.id for f in ids} == {ROOM_FIELD} and len(set(types)) == 1
+    for route in ("GET /api/v1/locations/{shortcode}", "GET /api/v1/surveys",
+                  "GET /api/v1/customfields/{shortcode}", "GET /api/v1/looptypes"):
+        assert simulator.calls[route] == 1, route
 
 
 async def test_location_by_id_is_checked_against_the_listing(

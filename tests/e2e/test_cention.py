@@ -26,6 +26,13 @@ def test_question_without_an_intent_is_answered_from_the_library(
     assert any(route.endswith("/c3_library_questions") for route in sandbox.calls("cention"))
 
 
+def test_unanswerable_question_offers_the_hand_off_button(rasa_server: RasaServer) -> None:
+    chat = rasa_server.conversation()
+    chat.expect("do you sell gift cards", "utter_cention_no_answer")
+    # The offer's button sends its payload, which skips NLU and starts the errand form.
+    chat.expect("/cention_request_errand", "utter_ask_cention_errand_form_customer_name")
+
+
 def test_errand_hand_off_and_the_agents_answer_comes_back(
     rasa_server: RasaServer, sandbox: Sandbox
 ) -> None:
