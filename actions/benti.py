@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.base import DomainDict, EventList, IntegrationAction
 from actions.runtime import client
 from actions.transcript import shared_files, transcript_text
-from actions.validation import clean_email, clean_name, clean_text
+from actions.validation import ContactSlotValidation, validated_text
 from clients.benti import Attachment, BentiClient, NewTicket
 from clients.errors import IntegrationError, RejectedInput
 
@@ -105,43 +105,18 @@ class ActionBentiCreateTicket(IntegrationAction):
                 SlotSet(DESCRIPTION_SLOT, None)]
 
 
-def _invalid_text(dispatcher: CollectingDispatcher, slot: str, max_length: int) -> dict[str, Any]:
-    dispatcher.utter_message(response="utter_invalid_text", min_length=1, max_length=max_length)
-    return {slot: None}
-
-
-class ValidateBentiTicketForm(FormValidationAction):
+class ValidateBentiTicketForm(ContactSlotValidation, FormValidationAction):
     """Ask again for any answer Benti or an agent could not use."""
 
     def name(self) -> str:
         return "validate_benti_ticket_form"
 
-    async def validate_customer_name(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        name = clean_name(value)
-        if name is None:
-            dispatcher.utter_message(response="utter_invalid_name")
-        return {"customer_name": name}
-
-    async def validate_customer_email(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        email = clean_email(value)
-        if email is None:
-            dispatcher.utter_message(response="utter_invalid_email")
-        return {"customer_email": email}
-
     async def validate_benti_ticket_title(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        title = clean_text(value, TITLE_MAX)
-        return {TITLE_SLOT: title} if title else _invalid_text(dispatcher, TITLE_SLOT, TITLE_MAX)
+        return validated_text(dispatcher, TITLE_SLOT, value, TITLE_MAX)
 
     async def validate_benti_ticket_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        text = clean_text(value, DESCRIPTION_MAX)
-        if text is None:
-            return _invalid_text(dispatcher, DESCRIPTION_SLOT, DESCRIPTION_MAX)
-        return {DESCRIPTION_SLOT: text}
+        return validated_text(dispatcher, DESCRIPTION_SLOT, value, DESCRIPTION_MAX)

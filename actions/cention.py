@@ -25,7 +25,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.base import DomainDict, EventList, IntegrationAction
 from actions.runtime import client, integration
 from actions.transcript import shared_files, transcript_text
-from actions.validation import clean_email, clean_name, clean_text
+from actions.validation import (
+    ContactSlotValidation,
+    clean_email,
+    clean_name,
+    clean_text,
+    validated_text,
+)
 from clients.cention.client import CentionClient, NewErrand
 from clients.cention.errand_registry import ErrandRegistry
 from clients.cention.models import LibraryQuestion
@@ -225,39 +231,15 @@ class ActionCentionCreateErrand(IntegrationAction):
         return [SlotSet(ERRAND_ID_SLOT, errand_id), SlotSet(SUBJECT_SLOT, None)]
 
 
-def _reject(dispatcher: CollectingDispatcher, slot: str, response: str,
-            **variables: Any) -> dict[str, Any]:
-    dispatcher.utter_message(response=response, **variables)
-    return {slot: None}
-
-
-class ValidateCentionErrandForm(FormValidationAction):
+class ValidateCentionErrandForm(ContactSlotValidation, FormValidationAction):
     """Checks the errand form's answers before anything is sent to Cention."""
 
     def name(self) -> str:
         return "validate_cention_errand_form"
 
-    async def validate_customer_name(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        name = clean_name(value)
-        if name is None:
-            return _reject(dispatcher, "customer_name", "utter_invalid_name")
-        return {"customer_name": name}
-
-    async def validate_customer_email(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        email = clean_email(value)
-        if email is None:
-            return _reject(dispatcher, "customer_email", "utter_invalid_email")
-        return {"customer_email": email}
-
     async def validate_cention_errand_subject(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        subject = clean_text(value, SUBJECT_MAX_LENGTH, SUBJECT_MIN_LENGTH)
-        if subject is None:
-            return _reject(dispatcher, SUBJECT_SLOT, "utter_invalid_text",
-                           min_length=SUBJECT_MIN_LENGTH, max_length=SUBJECT_MAX_LENGTH)
-        return {SUBJECT_SLOT: subject}
+        return validated_text(
+            dispatcher, SUBJECT_SLOT, value, SUBJECT_MAX_LENGTH, SUBJECT_MIN_LENGTH
+        )

@@ -18,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import DomainDict, EventList, IntegrationAction
 from actions.runtime import client, integration
-from actions.validation import clean_email, clean_phone
+from actions.validation import clean_email, clean_phone, email_or_phone
 from clients.errors import RejectedInput
 from clients.imbee.client import ImbeeClient
 from clients.imbee.settings import ImbeeSettings
@@ -94,12 +94,9 @@ class ValidateImbeeChatForm(FormValidationAction):
         domain: DomainDict,
     ) -> dict[str, Any]:
         """Accept an email address or a mobile number typed in answer to the one question."""
-        email = clean_email(slot_value)
-        if email:
-            return {EMAIL_SLOT: email}
-        phone = clean_phone(slot_value, _phone_region())
-        if phone:
-            return {EMAIL_SLOT: None, PHONE_SLOT: phone}
+        contact = email_or_phone(slot_value, _phone_region())
+        if contact is not None:
+            return contact
         text = slot_value if isinstance(slot_value, str) else ""
         if "@" in text:
             dispatcher.utter_message(response="utter_invalid_email")

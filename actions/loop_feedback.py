@@ -19,7 +19,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.base import DomainDict, EventList, IntegrationAction
 from actions.loop_survey import is_skip, settings
 from actions.runtime import client
-from actions.validation import clean_email, clean_name, clean_phone, clean_text
+from actions.validation import (
+    clean_email,
+    clean_name,
+    clean_phone,
+    clean_text,
+    email_or_phone,
+    validated_text,
+)
 from clients.errors import RejectedInput
 from clients.loop.client import LoopClient, LoopUser
 
@@ -111,12 +118,8 @@ class ValidateLoopFeedbackForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> dict[str, Any]:
-        max_length = settings().max_text_length
-        description = clean_text(slot_value, max_length, MIN_DESCRIPTION)
-        if description is None:
-            dispatcher.utter_message(response="utter_invalid_text", min_length=MIN_DESCRIPTION,
-                                     max_length=max_length)
-        return {DESCRIPTION_SLOT: description}
+        return validated_text(dispatcher, DESCRIPTION_SLOT, slot_value,
+                              settings().max_text_length, MIN_DESCRIPTION)
 
     async def validate_customer_email(
         self,
@@ -126,12 +129,9 @@ class ValidateLoopFeedbackForm(FormValidationAction):
         domain: DomainDict,
     ) -> dict[str, Any]:
         """An email address or a mobile number in answer to the one contact question."""
-        email = clean_email(slot_value)
-        if email:
-            return {EMAIL_SLOT: email}
-        phone = clean_phone(slot_value)
-        if phone:
-            return {EMAIL_SLOT: None, PHONE_SLOT: phone}
+        contact = email_or_phone(slot_value)
+        if contact is not None:
+            return contact
         if is_skip(slot_value):
             return {EMAIL_SLOT: None, SKIPPED_SLOT: True}
         dispatcher.utter_message(response="utter_loop_invalid_contact")

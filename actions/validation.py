@@ -11,6 +11,10 @@ from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+DomainDict = dict[str, Any]
 
 _SPACES = re.compile(r"\s+")
 
@@ -52,3 +56,59 @@ def clean_name(value: Any, max_length: int = 100) -> str | None:
     """A person's name: bounded text with at least one letter."""
     text = clean_text(value, max_length)
     return text if text and any(ch.isalpha() for ch in text) else None
+
+
+def validated_text(
+    dispatcher: CollectingDispatcher, slot: str, value: Any, max_length: int, min_length: int = 1
+) -> dict[str, Any]:
+    """Slot update for a bounded free-text answer; asks again with `utter_invalid_text`."""
+    text = clean_text(value, max_length, min_length)
+    if text is None:
+        dispatcher.utter_message(
+            response="utter_invalid_text", min_length=min_length, max_length=max_length
+        )
+    return {slot: text}
+
+
+EMAIL_SLOT = "customer_email"
+PHONE_SLOT = "customer_phone"
+NAME_SLOT = "customer_name"
+
+
+def email_or_phone(value: Any, default_region: str | None = None) -> dict[str, Any] | None:
+    """Read one answer as an e-mail address or a mobile number, for forms that accept either.
+
+    The answer arrives in `customer_email`; a phone number is moved to `customer_phone`
+    (E.164). Returns the slot updates, or None when it is neither.
+    """
+    email = clean_email(value)
+    if email:
+        return {EMAIL_SLOT: email}
+    phone = clean_phone(value, default_region)
+    if phone:
+        return {EMAIL_SLOT: None, PHONE_SLOT: phone}
+    return None
+
+
+class ContactSlotValidation:
+    """`validate_customer_name` and `validate_customer_email` for forms that ask for both.
+
+    Mixed into a vendor's `FormValidationAction`, so every form checks the shared contact
+    slots the same way and answers with the same shared responses.
+    """
+
+    async def validate_customer_name(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        name = clean_name(value)
+        if name is None:
+            dispatcher.utter_message(response="utter_invalid_name")
+        return {NAME_SLOT: name}
+
+    async def validate_customer_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        email = clean_email(value)
+        if email is None:
+            dispatcher.utter_message(response="utter_invalid_email")
+        return {EMAIL_SLOT: email}
