@@ -29,7 +29,7 @@ def ms(seconds: float) -> str:
 
 def short_route(route: str) -> str:
     method, _, path = route.partition(" ")
-    return f"{method} .../{path.rstrip('/').rsplit('/', 1)[-1]}"
+    return f"{method} .../{'/'.join(path.rstrip('/').split('/')[-2:])}"
 
 
 def level_table(results: Results) -> list[str]:

@@ -83,7 +83,7 @@ async def prepare(sandbox_url: str, names: list[str]) -> dict[str, Any]:
         from clients.loop.models import BOOL, TEXT
         from clients.loop.settings import LoopSettings
 
-        settings = LoopSettings(_env_file=None).for_sandbox(sandbox_url)  # type: ignore[call-arg]
+        settings = LoopSettings(_env_file=None).for_sandbox(sandbox_url)
         try:
             survey = await LoopClient(settings).survey()
         finally:
@@ -133,6 +133,8 @@ def loop_payload(context: dict[str, Any]) -> dict[str, Any]:
 
 BENTI_STAGES = (("GET /ticketing/v1/users", "POST /ticketing/v1/media"),
                 ("POST /ticketing/v1/tickets",))
+NAIVE_BENTI_STAGES = (("POST /v1/auth",), ("GET /v1/apis",), ("GET /ticketing/v1/users",),
+                      ("POST /ticketing/v1/media",), ("POST /ticketing/v1/tickets",))
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("noop", "No-op (SDK ceiling)", "action_bench_noop", PRODUCT, None, (), None,
@@ -148,10 +150,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("loop", "Loop survey submission", "action_loop_submit_survey", PRODUCT, "loop",
              (("POST /responses",),), "utter_loop_survey_thanks", loop_payload),
     Scenario("naive_benti", "Naive Benti (baseline)", "action_benti_create_ticket", NAIVE,
-             "benti", (("POST /v1/auth",), ("GET /v1/apis",), *(( r,) for r in
-                                                                 BENTI_STAGES[0]),
-                       BENTI_STAGES[1]),
-             "utter_benti_ticket_created", benti_payload, twin="benti"),
+             "benti", NAIVE_BENTI_STAGES, "utter_benti_ticket_created", benti_payload,
+             twin="benti"),
 ]}
 
 

@@ -165,8 +165,10 @@ def ratios(results: Results) -> list[tuple[str, float]]:
             out.append((f"{SCENARIOS[name].title} / no-op at {c}",
                         level.throughput / noop.throughput))
         twin = SCENARIOS[name].twin
-        product = results.level(twin, c) if twin else None
-        if product is not None and level.throughput > 0 and SCENARIOS[name].server == NAIVE:
+        if twin is None or SCENARIOS[name].server != NAIVE or level.throughput <= 0:
+            continue
+        product = results.level(twin, c)
+        if product is not None:
             out.append((f"product {SCENARIOS[twin].title} / {SCENARIOS[name].title} at {c}",
                         product.throughput / level.throughput))
     return out

@@ -19,6 +19,8 @@ from tests.support.rasa_payloads import load_domain
 from tests.support.servers import Process
 
 TURN_TIMEOUT = 60
+#: The Cention callback secret the tests configure the connector with.
+CALLBACK_SECRET = "e2e-callback-secret"
 
 
 @cache
@@ -55,9 +57,18 @@ def slot_value(text: str, response: str, variable: str) -> str:
 class RasaServer:
     url: str
     process: Process
+    #: Other processes whose log tails help explain a failed turn (the action server).
+    peers: dict[str, Process] = field(default_factory=dict)
 
     def conversation(self) -> Conversation:
         return Conversation(self, f"e2e-{uuid.uuid4().hex[:12]}")
+
+    def log_tails(self, lines: int = 25) -> str:
+        parts = []
+        for name, process in {"rasa": self.process, **self.peers}.items():
+            tail = "\n".join(process.output().splitlines()[-lines:])
+            parts.append(f"--- last lines of the {name} log ---\n{tail}")
+        return "\n".join(parts)
 
 
 @dataclass
@@ -87,7 +98,7 @@ class Conversation:
         assert len(texts) == len(responses) and all(
             is_response(t, r) for t, r in zip(texts, responses, strict=True)
         ), (f"after {text!r} expected {list(responses)}, the bot said {texts}\n"
-            f"slots: {self.slots()}")
+            f"slots: {self.slots()}\n{self.rasa.log_tails()}")
         return texts
 
     def tracker(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import requests
 import yaml
 
 from clients.cention.settings import SANDBOX_ERRAND_TOKEN
-from tests.e2e.bot import RasaServer
+from tests.e2e.bot import CALLBACK_SECRET, RasaServer
 from tests.support.servers import (
     ROOT,
     ActionServer,
@@ -92,9 +92,6 @@ def bot_action_server(sandbox: Sandbox, errand_registry: Path) -> Iterator[Actio
         yield server
 
 
-CALLBACK_SECRET = "e2e-callback-secret"
-
-
 def connector_settings(sandbox: Sandbox, errand_registry: Path) -> dict[str, Any]:
     """The Cention connector's keys for this run: the test's errand registry, a known
     callback secret, and the simulator as the attachment host."""
@@ -139,6 +136,6 @@ def rasa_server(rasa_bin: Path, rasa_model: Path, bot_action_server: ActionServe
         wait_until_ready(f"{url}/status", process, timeout=RASA_START_TIMEOUT)
         status = requests.get(f"{url}/status", timeout=10).json()
         assert status.get("model_file"), f"Rasa started without a model: {status}"
-        yield RasaServer(url, process)
+        yield RasaServer(url, process, {"action server": bot_action_server.process})
     finally:
         process.stop()

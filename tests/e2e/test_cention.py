@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.e2e.bot import RasaServer, is_response, slot_value
-from tests.e2e.conftest import CALLBACK_SECRET
+from clients.cention.settings import CentionSettings
+from tests.e2e.bot import CALLBACK_SECRET, RasaServer, is_response, slot_value
 from tests.support.servers import Sandbox
 
 pytestmark = pytest.mark.e2e
@@ -83,3 +83,21 @@ def test_errand_hand_off_and_the_agents_answer_comes_back(
 
     # The conversation goes on normally afterwards.
     chat.expect("thank you", "utter_you_are_welcome")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "action_cention_answer searches the latest message, which after a failure is the "
+    "customer's 'try again'; it should keep the question (e.g. in cention_query via "
+    "IntegrationAction.failure_events) so the retry searches it again"))
+def test_library_question_is_searched_again_after_try_again(
+    rasa_server: RasaServer, sandbox: Sandbox
+) -> None:
+    chat = rasa_server.conversation()
+    attempts = CentionSettings.model_fields["retry_attempts"].default  # a read is retried
+    sandbox.inject("cention", {"status": 503, "path": "/c3_library_questions",
+                               "times": attempts})
+    chat.expect("where is my order", "utter_vendor_unavailable")
+    replies = chat.say("try again")
+    assert is_response(replies[0], "utter_retrying")
+    assert is_response(replies[1], "utter_cention_answer")
+    assert "My orders" in replies[1]

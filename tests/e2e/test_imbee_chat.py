@@ -30,3 +30,17 @@ def test_live_chat_is_opened_and_the_link_given(rasa_server: RasaServer,
     # Asking again in the same conversation gives the same chat, not a second one.
     [again] = chat.expect("can I chat live with someone", "utter_imbee_chat_reused")
     assert slot_value(again, "utter_imbee_chat_reused", "url") == url
+
+
+def test_contact_given_in_another_form_is_not_asked_again(rasa_server: RasaServer,
+                                                          sandbox: Sandbox) -> None:
+    chat = rasa_server.conversation()
+    chat.expect("I want to make a complaint", "utter_ask_loop_description")
+    chat.expect("Nobody answered the phone at the front desk last night.",
+                "utter_ask_loop_feedback_form_customer_email")
+    chat.expect("sam@example.net", "utter_loop_created")
+    # The shared customer_email slot is already filled: the chat opens without a question.
+    [opened] = chat.expect("live chat", "utter_imbee_chat_opened")
+    url = slot_value(opened, "utter_imbee_chat_opened", "url")
+    [token] = [t for t in sandbox.state("imbee")["tokens"] if t["url"] == url]
+    assert token["mail"] == "sam@example.net"

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from clients.loop.settings import LoopSettings
 from sandbox.loop import RESTAURANT
-from tests.e2e.bot import RasaServer, is_response
+from tests.e2e.bot import Conversation, RasaServer, is_response
 from tests.support.servers import Sandbox
 
 pytestmark = pytest.mark.e2e
@@ -23,10 +24,8 @@ ANSWERS: dict[str, tuple[str, Any]] = {
 }
 
 
-def test_survey_is_asked_and_the_typed_answers_stored(rasa_server: RasaServer,
-                                                      sandbox: Sandbox) -> None:
-    chat = rasa_server.conversation()
-    before = len(sandbox.state("loop")["responses"])
+def answer_the_survey(chat: Conversation) -> list[str]:
+    """Answer each question as it comes (their order is random); return the last replies."""
     [question] = chat.say("I'd like to take the survey")
     asked: list[str] = []
     replies: list[str] = []
@@ -37,6 +36,20 @@ def test_survey_is_asked_and_the_typed_answers_stored(rasa_server: RasaServer,
         replies = chat.say(ANSWERS[text][0])
         if len(asked) < len(ANSWERS):
             [question] = replies
+    return replies
+
+
+def stored_answers(response: dict[str, Any]) -> dict[str, Any]:
+    """A stored Loop response as {question text: value}."""
+    by_id = {q["categoryId"]: q["text"]["en"] for q in RESTAURANT["questions"]}
+    return {by_id[a["categoryId"]]: a["value"] for a in response["responses"]}
+
+
+def test_survey_is_asked_and_the_typed_answers_stored(rasa_server: RasaServer,
+                                                      sandbox: Sandbox) -> None:
+    chat = rasa_server.conversation()
+    before = len(sandbox.state("loop")["responses"])
+    replies = answer_the_survey(chat)
     # A "no" makes Loop open a loop from the response, so the team follows up.
     assert len(replies) == 2, replies
     assert is_response(replies[0], "utter_loop_survey_thanks")
@@ -44,12 +57,28 @@ def test_survey_is_asked_and_the_typed_answers_stored(rasa_server: RasaServer,
 
     responses = sandbox.state("loop")["responses"]
     assert len(responses) == before + 1
-    by_id = {q["categoryId"]: q["text"]["en"] for q in RESTAURANT["questions"]}
-    stored = {by_id[a["categoryId"]]: a["value"] for a in responses[-1]["responses"]}
-    assert stored == {text: value for text, (_, value) in ANSWERS.items()}
+    assert stored_answers(responses[-1]) == {text: value for text, (_, value) in ANSWERS.items()}
     slots = chat.slots()
     assert slots["loop_response_id"] == responses[-1]["id"]
     assert slots["loop_loop_id"] == responses[-1]["loopId"]
+
+
+def test_answers_are_sent_again_after_loop_fails(rasa_server: RasaServer,
+                                                 sandbox: Sandbox) -> None:
+    chat = rasa_server.conversation()
+    before = len(sandbox.state("loop")["responses"])
+    attempts = LoopSettings.model_fields["retry_attempts"].default  # 503: not processed
+    sandbox.inject("loop", {"status": 503, "path": "/responses", "method": "POST",
+                            "times": attempts})
+    replies = answer_the_survey(chat)
+    assert len(replies) == 1 and is_response(replies[0], "utter_vendor_unavailable"), replies
+    assert len(sandbox.state("loop")["responses"]) == before
+
+    chat.expect("try again", "utter_retrying", "utter_loop_survey_thanks", "utter_loop_follow_up")
+    responses = sandbox.state("loop")["responses"]
+    assert len(responses) == before + 1
+    assert stored_answers(responses[-1]) == {text: value for text, (_, value) in ANSWERS.items()}
+    chat.expect("thanks", "utter_you_are_welcome")
 
 
 def test_request_is_passed_on_as_a_loop(rasa_server: RasaServer, sandbox: Sandbox) -> None:
