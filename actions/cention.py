@@ -36,10 +36,12 @@ from clients.cention.client import CentionClient, NewErrand
 from clients.cention.errand_registry import ErrandRegistry
 from clients.cention.models import LibraryQuestion
 from clients.cention.settings import CentionSettings
+from clients.errors import IntegrationError
 
 logger = logging.getLogger(__name__)
 
 QUERY_SLOT = "cention_query"
+FAILED_QUERY_SLOT = "cention_failed_query"
 QUESTION_ID_SLOT = "cention_question_id"
 SUBJECT_SLOT = "cention_errand_subject"
 ERRAND_ID_SLOT = "cention_errand_id"
@@ -96,10 +98,9 @@ class ActionCentionAnswer(IntegrationAction):
     ) -> EventList:
         chosen = tracker.get_slot(QUERY_SLOT)
         events: EventList = [SlotSet(QUERY_SLOT, None)] if chosen else []
-        phrase = chosen if isinstance(chosen, str) and chosen.strip() else (
-            tracker.latest_message.get("text") or ""
-        )
-        phrase = phrase.strip()
+        if tracker.get_slot(FAILED_QUERY_SLOT):
+            events.append(SlotSet(FAILED_QUERY_SLOT, None))
+        phrase = self.question(tracker)
         # A button payload ("/intent{...}") is not a question.
         matches = [] if not phrase or phrase.startswith("/") else await cention().search(phrase)
         matches = [q for q in matches if q.answer]
@@ -113,6 +114,22 @@ class ActionCentionAnswer(IntegrationAction):
                 response="utter_cention_suggestions", buttons=[pick_button(q) for q in others]
             )
         return events
+
+    @staticmethod
+    def question(tracker: Tracker) -> str:
+        """What to search: the designer's slot, the question a failed search was asked (when
+        the customer said "try again"), or else the customer's latest message."""
+        chosen = tracker.get_slot(QUERY_SLOT)
+        if isinstance(chosen, str) and chosen.strip():
+            return chosen.strip()
+        failed = tracker.get_slot(FAILED_QUERY_SLOT)
+        if tracker.latest_action_name == "action_retry_pending" and isinstance(failed, str):
+            return failed.strip()
+        return str(tracker.latest_message.get("text") or "").strip()
+
+    def failure_events(self, exc: IntegrationError, tracker: Tracker) -> EventList:
+        """Keep the question, so "try again" searches it rather than the words "try again"."""
+        return [SlotSet(FAILED_QUERY_SLOT, self.question(tracker))]
 
 
 class ActionCentionPickQuestion(IntegrationAction):

@@ -242,11 +242,12 @@ class HttpClient:
             raise _Transport(exc, sent=False) from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _Transport(exc, sent=True) from None
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.debug(
-            "%s %s %s -> %s in %.0f ms",
-            self.vendor, method, redact(reply.url), reply.status, elapsed_ms,
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # redacting costs; skip it when not logged
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            logger.debug(
+                "%s %s %s -> %s in %.0f ms",
+                self.vendor, method, redact(reply.url), reply.status, elapsed_ms,
+            )
         if reply.status in RETRYABLE_STATUSES:
             raise _RetryableStatus(reply)
         if reply.status >= 400:

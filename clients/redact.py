@@ -26,7 +26,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b"),
         r"\1***@\2",
     ),
-    (re.compile(r"(?<![\w/])\+?\d[\d ()-]{6,}(\d{2})\b"), r"***\1"),
+    # Phone numbers, but not ISO dates or times ("valid until 2026-11-30").
+    (re.compile(r"(?<![\w/:-])(?!\d{4}-\d{2}-\d{2}\b)\+?\d[\d ()-]{6,}(\d{2})\b"), r"***\1"),
 )
 
 

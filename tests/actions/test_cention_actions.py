@@ -153,7 +153,30 @@ def test_library_failures_keep_the_question_for_a_retry(
     query = f"delivery {uuid.uuid4().hex[:8]}"
     reply = server.run(webhook_payload(ANSWER, text="x", slots={"cention_query": query}))
     assert responses(reply) == [response]
-    assert slot_events(reply) == {"pending_action": ANSWER}  # cention_query is kept
+    # cention_query is kept, and the searched question is remembered for "try again"
+    assert slot_events(reply) == {"pending_action": ANSWER, "cention_failed_query": query}
+
+
+def test_try_again_searches_the_question_that_failed(
+    server: ActionServer, sandbox: Sandbox
+) -> None:
+    sandbox.inject("cention", {"status": 503, "path": "c3_library_questions"})  # one attempt
+    failed = server.run(webhook_payload(ANSWER, text="where is my order"))
+    assert responses(failed) == ["utter_vendor_unavailable"]
+    remembered = slot_events(failed)["cention_failed_query"]
+    assert remembered == "where is my order"
+
+    retry = webhook_payload(ANSWER, text="try again", slots={
+        "cention_failed_query": remembered, "pending_action": ANSWER})
+    retry["tracker"]["latest_action_name"] = "action_retry_pending"
+    reply = server.run(retry)
+    assert responses(reply)[0] == "utter_cention_answer"
+    assert slot_events(reply)["cention_failed_query"] is None
+
+    # A new question (not a retry) is searched as typed, not the remembered one.
+    fresh = webhook_payload(ANSWER, text="opening hours", slots={
+        "cention_failed_query": "where is my order"})
+    assert "cention_failed_query" in slot_events(server.run(fresh))
 
 
 # -- errand form -----------------------------------------------------------------------

@@ -85,10 +85,6 @@ def test_errand_hand_off_and_the_agents_answer_comes_back(
     chat.expect("thank you", "utter_you_are_welcome")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "action_cention_answer searches the latest message, which after a failure is the "
-    "customer's 'try again'; it should keep the question (e.g. in cention_query via "
-    "IntegrationAction.failure_events) so the retry searches it again"))
 def test_library_question_is_searched_again_after_try_again(
     rasa_server: RasaServer, sandbox: Sandbox
 ) -> None:
