@@ -50,8 +50,9 @@ types: .venv/.ok
 
 # Markers: `rasa` tests import Rasa and run inside .venv-rasa; `e2e` tests run here and
 # start Rasa from .venv-rasa as a subprocess.
+# tests/connectors and tests/rasa import Rasa itself: they run in the `rasa` step only.
 unit: .venv/.ok
-	scripts/pytest .venv -m "not rasa and not e2e"
+	scripts/pytest .venv -m "not rasa and not e2e" --ignore=tests/connectors --ignore=tests/rasa
 
 sdk36: .venv-sdk36/.ok
 	scripts/pytest .venv-sdk36 -m "not rasa and not e2e" tests/actions
