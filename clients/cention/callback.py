@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from clients.cention.errand_registry import ErrandOwner, ErrandRegistry
 from clients.cention.html import html_to_text
+from clients.cention.models import Relationship
 from clients.compat import parse_model
 from clients.errors import MalformedReply
 
@@ -60,25 +61,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
-# -- the document ------------------------------------------------------------------------
-
-
-class Identifier(BaseModel):
-    type: str
-    id: str | int
-
-    @property
-    def key(self) -> str:
-        return str(self.id)
-
-
-class Relationship(BaseModel):
-    data: list[Identifier] | Identifier | None = None
-
-    def identifiers(self) -> list[Identifier]:
-        if self.data is None:
-            return []
-        return self.data if isinstance(self.data, list) else [self.data]
+# -- the document (resource identifiers and relationships: clients.cention.models) -------
 
 
 class LinkObject(BaseModel):
