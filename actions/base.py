@@ -72,7 +72,8 @@ class IntegrationAction(Action, ABC):
                          exc_info=True)
             dispatcher.utter_message(response=UNEXPECTED_ERROR_RESPONSE)
             return [SlotSet(PENDING_ACTION_SLOT, self.name())]
-        if tracker.get_slot(PENDING_ACTION_SLOT) == self.name():
+        # `slots.get`, not `get_slot`: no INFO line per request when a bot lacks the slot.
+        if tracker.slots.get(PENDING_ACTION_SLOT) == self.name():
             events = [*events, SlotSet(PENDING_ACTION_SLOT, None)]
         return events
 
