@@ -69,7 +69,3 @@ def client(name: str, factory: Callable[[Any], C]) -> C:
         existing = _clients[name] = factory(integration(name).settings)
     return existing
 
-
-def reset_clients() -> None:
-    """Forget the clients (tests that need a cold start)."""
-    _clients.clear()

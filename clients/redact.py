@@ -45,11 +45,6 @@ def redact(text: str) -> str:
     return text
 
 
-def mask_email(address: str) -> str:
-    """Show an address the way support staff do on the phone: `j***@example.com`."""
-    return redact(address)
-
-
 def _redact_record(record: logging.LogRecord) -> None:
     try:
         message = record.getMessage()
