@@ -28,16 +28,16 @@ run: .venv/.ok
 	.venv-sdk36/bin/pip install $(PIP_FLAGS) -e '.[test]' 'rasa-sdk>=3.6,<3.7'
 	touch $@
 
-# Rasa pins pydantic 1.10, so the project goes in without its own dependencies; the
-# connectors use only what Rasa already brings.
+# The project goes in with its dependencies, as a designer installs it next to Rasa: the
+# actions and the connectors run on Rasa's pydantic 1.10 (the constraints keep Rasa's pins).
 .venv-rasa/.ok: pyproject.toml $(RASA_CONSTRAINTS)
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required for .venv-rasa (set PYTHON310)"; exit 1; }
 	$(PYTHON310) -m venv .venv-rasa
 	.venv-rasa/bin/pip install $(PIP_FLAGS) --upgrade pip
-	.venv-rasa/bin/pip install $(PIP_FLAGS) 'rasa==3.6.21' -c $(RASA_CONSTRAINTS)
+	.venv-rasa/bin/pip install $(PIP_FLAGS) 'rasa==3.6.21' -e . -c $(RASA_CONSTRAINTS)
 	.venv-rasa/bin/pip install $(PIP_FLAGS) 'pytest>=8,<9' 'pytest-asyncio>=0.23,<0.24' \
-	    'aioresponses==0.7.6' 'html2text>=2024.2.26' -c $(RASA_CONSTRAINTS)
-	.venv-rasa/bin/pip install $(PIP_FLAGS) --no-deps -e .
+	    'aioresponses==0.7.6' 'requests' 'pyyaml' -c $(RASA_CONSTRAINTS)
+	.venv-rasa/bin/pip check
 	touch $@
 
 test: lint types unit sdk36 rasa e2e
@@ -46,7 +46,7 @@ lint: .venv/.ok
 	.venv/bin/ruff check .
 
 types: .venv/.ok
-	.venv/bin/mypy actions clients connectors sandbox
+	.venv/bin/mypy rasa_service_desk actions rasa_sdk_plugins
 
 # Markers: `rasa` tests import Rasa and run inside .venv-rasa; `e2e` tests run here and
 # start Rasa from .venv-rasa as a subprocess.
@@ -57,11 +57,12 @@ unit: .venv/.ok
 sdk36: .venv-sdk36/.ok
 	scripts/pytest .venv-sdk36 -m "not rasa and not e2e" tests/actions
 
-# Only these folders: the rest of tests/ imports the action server's dependencies, which
-# .venv-rasa does not have (the project goes in there without them).
+# Tests that import Rasa itself, plus the actions served from Rasa's own environment
+# (pydantic 1.10), as designers who run `rasa run actions` next to Rasa do.
 rasa:
 	scripts/with-rasa-env $(MAKE) .venv-rasa/.ok
 	scripts/with-rasa-env scripts/pytest .venv-rasa -m rasa tests/connectors tests/rasa
+	scripts/with-rasa-env scripts/pytest .venv-rasa -m "not rasa and not e2e" tests/actions tests/test_domain_consistency.py
 
 # Trains the reference bot if domain/, data/ or config/config.yml changed (models/ cache).
 e2e: .venv/.ok

@@ -91,7 +91,7 @@ def start(name: str, args: list[str], port: int, env: Mapping[str, str] | None =
 async def start_sandbox(latency_ms: float, log_dir: Path | None = None) -> Child:
     """Every simulator on one port, each vendor call delayed by `latency_ms`."""
     port = free_port()
-    child = start("sandbox", ["-m", "sandbox", "--port", str(port),
+    child = start("sandbox", ["-m", "rasa_service_desk.sandbox", "--port", str(port),
                               "--latency-ms", str(latency_ms)], port, log_dir=log_dir)
     await child.wait_ready("/health")
     return child

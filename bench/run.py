@@ -147,7 +147,7 @@ def sandbox_env(sandbox_url: str) -> dict[str, str]:
 
 
 def naive_env(sandbox_url: str) -> dict[str, str]:
-    from clients.benti.settings import SANDBOX_API_KEY, SANDBOX_API_SECRET
+    from rasa_service_desk.clients.benti.settings import SANDBOX_API_KEY, SANDBOX_API_SECRET
 
     return {"NAIVE_BENTI_URL": f"{sandbox_url}/benti", "NAIVE_BENTI_KEY": SANDBOX_API_KEY,
             "NAIVE_BENTI_SECRET": SANDBOX_API_SECRET}

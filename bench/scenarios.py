@@ -77,13 +77,13 @@ async def prepare(sandbox_url: str, names: list[str]) -> dict[str, Any]:
     """
     context: dict[str, Any] = {}
     if "loop" in names:
-        from clients.compat import dump_model
-        from clients.http import close_shared_sessions
-        from clients.loop.client import LoopClient
-        from clients.loop.models import BOOL, TEXT
-        from clients.loop.settings import LoopSettings
+        from rasa_service_desk.clients.compat import dump_model
+        from rasa_service_desk.clients.http import close_shared_sessions
+        from rasa_service_desk.clients.loop.client import LoopClient
+        from rasa_service_desk.clients.loop.models import BOOL, TEXT
+        from rasa_service_desk.clients.loop.settings import LoopSettings
 
-        settings = LoopSettings(_env_file=None).for_sandbox(sandbox_url)
+        settings = LoopSettings().for_sandbox(sandbox_url)
         try:
             survey = await LoopClient(settings).survey()
         finally:

@@ -1,30 +1,10 @@
-"""rasa-sdk plugin hooks (rasa-sdk >= 3.8 discovers a package of exactly this name).
+"""rasa-sdk >= 3.8 loads a top-level package of exactly this name from the bot's folder.
 
-Closes the shared HTTP session when the action server stops, so no connection is left
-half-open and no "Unclosed client session" warning is printed. On older SDKs without plugin
-support the session is simply released when the process exits.
+The reference bot's one line hands the hooks to `rasa_service_desk` (the installed package
+does not ship a `rasa_sdk_plugins` of its own, which could shadow a bot's). Copy this file
+into your bot, or add the call to your own `init_hooks`.
 """
 
-from __future__ import annotations
+from rasa_service_desk.plugin import init_hooks
 
-from typing import Any
-
-import pluggy
-
-hookimpl = pluggy.HookimplMarker("rasa_sdk")
-
-
-class _SessionLifecycle:
-    @hookimpl  # type: ignore[misc]
-    def attach_sanic_app_extensions(self, app: Any) -> None:
-        from clients.http import close_shared_sessions
-
-        async def close(*_: Any) -> None:
-            await close_shared_sessions()
-
-        app.register_listener(close, "before_server_stop")
-
-
-def init_hooks(manager: pluggy.PluginManager) -> None:
-    """Called by rasa-sdk's plugin manager."""
-    manager.register(_SessionLifecycle())
+__all__ = ["init_hooks"]

@@ -29,7 +29,7 @@ async def _close_http_sessions() -> AsyncIterator[None]:
     """Each test runs on its own event loop: close the shared HTTP session it opened."""
     yield
     try:
-        from clients.http import close_shared_sessions
+        from rasa_service_desk.clients.http import close_shared_sessions
     except ImportError:  # .venv-rasa has Rasa's dependencies, not the action server's
         return
     await close_shared_sessions()

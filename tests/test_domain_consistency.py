@@ -55,7 +55,7 @@ def test_every_response_the_actions_utter_is_in_the_domain() -> None:
     responses = set(load_domain()["responses"])
     missing = {
         f"{path.name}: {name}"
-        for path in sorted((ROOT / "actions").glob("*.py"))
+        for path in sorted((ROOT / "rasa_service_desk" / "actions").rglob("*.py"))
         for name in uttered_responses(path)
         if name.startswith("utter_") and name not in responses
     }

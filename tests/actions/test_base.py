@@ -8,8 +8,8 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import IntegrationAction
-from clients.errors import (
+from rasa_service_desk.actions.base import IntegrationAction
+from rasa_service_desk.clients.errors import (
     AuthenticationError,
     IntegrationError,
     MalformedReply,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from rasa_sdk import Tracker
 
-from actions.benti import message_html, transcript_attachment
-from clients.benti.settings import SANDBOX_API_KEY, SANDBOX_API_SECRET
+from rasa_service_desk.actions.benti import message_html, transcript_attachment
+from rasa_service_desk.clients.benti.settings import SANDBOX_API_KEY, SANDBOX_API_SECRET
 from tests.support.rasa_payloads import (
     bot_event,
     responses,
@@ -220,7 +220,7 @@ def test_twenty_concurrent_tickets_from_cold_start_one_auth_and_clean_log(
     assert count(calls, "GET", "/v1/apis") == 0
     assert count(calls, "POST", "/ticketing/v1/tickets") == 20
     assert len(sandbox.state("benti")["tickets"]) == 20
-    assert "benti: vendor API" in log  # really the non-sandbox path
+    assert "benti: enabled, using the vendor API" in log  # really the non-sandbox path
     for secret in (SANDBOX_API_SECRET, SANDBOX_API_KEY, "Bearer ", "@example.com"):
         assert secret not in log
 

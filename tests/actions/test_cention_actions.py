@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import requests
 
-from clients.cention.errand_registry import ErrandRegistry
-from clients.cention.settings import SANDBOX_ERRAND_TOKEN
+from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
+from rasa_service_desk.clients.cention.settings import SANDBOX_ERRAND_TOKEN
 from tests.support.rasa_payloads import (
     bot_event,
     load_domain,
@@ -310,7 +310,8 @@ def test_errand_failures_keep_every_slot(
 # -- domain ----------------------------------------------------------------------------
 def test_domain_declares_everything_the_actions_use(server: ActionServer) -> None:
     domain = load_domain()
-    source = (Path(__file__).resolve().parents[2] / "actions" / "cention.py").read_text()
+    package = Path(__file__).resolve().parents[2] / "rasa_service_desk"
+    source = (package / "actions" / "cention.py").read_text()
     uttered = set(re.findall(r'"(utter_[a-z_]+)"', source))
     assert uttered and uttered <= set(domain["responses"])
     assert {ANSWER, PICK, POPULAR, CREATE, VALIDATE} <= set(domain["actions"])

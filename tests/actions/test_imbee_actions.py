@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from clients.imbee.settings import (
+from rasa_service_desk.clients.imbee.settings import (
     SANDBOX_AUTH_TOKEN,
     SANDBOX_CORPORATE_TOKEN,
     SANDBOX_USER_ID_SALT,

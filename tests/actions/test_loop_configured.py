@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from clients.loop.settings import SANDBOX_AUTH_TOKEN
-from sandbox.loop import LOBBY
+from rasa_service_desk.clients.loop.settings import SANDBOX_AUTH_TOKEN
+from rasa_service_desk.sandbox.loop import LOBBY
 from tests.actions.test_loop_feedback import create, form_turn
 from tests.actions.test_loop_survey import SurveyConversation
 from tests.support.rasa_payloads import responses, slot_events, webhook_payload

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from actions.loop_survey import is_skip, parse_bool
-from sandbox.loop import RESTAURANT
+from rasa_service_desk.actions.loop.survey import is_skip, parse_bool
+from rasa_service_desk.sandbox.loop import RESTAURANT
 from tests.support.rasa_payloads import responses, slot_events, webhook_payload
 from tests.support.servers import ActionServer, Sandbox
 

@@ -7,7 +7,7 @@ import sys
 
 import requests
 
-from clients.settings import INTEGRATIONS, settings_class
+from rasa_service_desk.clients.settings import INTEGRATIONS, settings_class
 from tests.support.rasa_payloads import responses, webhook_payload
 from tests.support.servers import ROOT, ActionServer, action_server_command, free_port
 

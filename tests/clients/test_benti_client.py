@@ -21,18 +21,19 @@ from aioresponses import aioresponses
 from pydantic import SecretStr
 from yarl import URL
 
-from clients.benti import Attachment, BentiClient, BentiSettings, NewTicket
-from clients.benti.client import error_message
-from clients.benti.settings import MIB, SANDBOX_API_KEY
-from clients.errors import (
+from rasa_service_desk.clients.benti import Attachment, BentiClient, BentiSettings, NewTicket
+from rasa_service_desk.clients.benti.client import error_message
+from rasa_service_desk.clients.benti.settings import MIB, SANDBOX_API_KEY
+from rasa_service_desk.clients.errors import (
     AuthenticationError,
+    ConfigurationError,
     MalformedReply,
     RejectedInput,
     VendorUnavailable,
 )
-from clients.http import close_shared_sessions
-from sandbox.benti import BentiSimulator
-from sandbox.core import Fault
+from rasa_service_desk.clients.http import close_shared_sessions
+from rasa_service_desk.sandbox.benti import BentiSimulator
+from rasa_service_desk.sandbox.core import Fault
 
 BIG = 8 * MIB
 
@@ -57,7 +58,7 @@ class Benti:
     clock: Clock
 
     def settings(self, **changes: object) -> BentiSettings:
-        return BentiSettings(_env_file=None).for_sandbox(self.url).model_copy(update=changes)
+        return BentiSettings().for_sandbox(self.url).model_copy(update=changes)
 
     def client(self, **changes: object) -> BentiClient:
         return BentiClient(self.settings(**changes), clock=self.clock)
@@ -318,7 +319,7 @@ TICKETING = "https://eu.benti.test/prod/ticketing/v1"
 
 
 def canned_client() -> BentiClient:
-    settings = BentiSettings(_env_file=None, api_key="k", api_secret="s",
+    settings = BentiSettings(api_key="k", api_secret="s",
                              auth_url="https://auth.benti.test", retry_attempts=1)
     return BentiClient(settings)
 
@@ -380,7 +381,7 @@ def test_error_message_reads_both_error_shapes(body: object, expected: str) -> N
 
 
 def test_sandbox_settings_point_at_the_simulator_with_its_demo_key() -> None:
-    settings = BentiSettings(_env_file=None).for_sandbox("http://127.0.0.1:8765")
+    settings = BentiSettings().for_sandbox("http://127.0.0.1:8765")
     assert settings.auth_url == "http://127.0.0.1:8765/benti"
     assert settings.api_key is not None
     assert settings.api_key.get_secret_value() == SANDBOX_API_KEY
@@ -392,7 +393,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENTI_API_SECRET", "secret-456")
     monkeypatch.setenv("BENTI_QUEUE", "4")
     monkeypatch.setenv("BENTI_SOURCE", "")
-    settings = BentiSettings(_env_file=None)
+    settings = BentiSettings.load(env_file=None)
     assert settings.queue == 4 and settings.source is None
     assert settings.auth_url == "https://api.inbenta.io"
     assert settings.token_refresh_margin_seconds == 180
@@ -404,5 +405,5 @@ def test_attachment_limit_cannot_exceed_what_benti_accepts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("BENTI_MAX_ATTACHMENT_BYTES", str(8 * MIB))
-    with pytest.raises(ValueError, match="max_attachment_bytes"):
-        BentiSettings(_env_file=None)
+    with pytest.raises(ConfigurationError, match="BENTI_MAX_ATTACHMENT_BYTES"):
+        BentiSettings.load(env_file=None)

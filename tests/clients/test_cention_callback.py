@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aioresponses import aioresponses
 
-from clients.cention.callback import (
+from rasa_service_desk.clients.cention.callback import (
     AttachmentFetcher,
     AttachmentLink,
     CallbackHandler,
@@ -21,8 +21,8 @@ from clients.cention.callback import (
     read_limited,
     secret_matches,
 )
-from clients.cention.errand_registry import ErrandRegistry
-from clients.errors import MalformedReply
+from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
+from rasa_service_desk.clients.errors import MalformedReply
 
 SECRET = "123456"
 SAMPLE_BASE = "http://localhost"

@@ -18,9 +18,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from clients.cention.callback import AttachmentFetcher, CallbackHandler, CallbackOutcome
-from clients.cention.errand_registry import ErrandRegistry
-from clients.cention.settings import SANDBOX_ERRAND_TOKEN, SANDBOX_WORKSPACE_PATH
+from rasa_service_desk.clients.cention.callback import (
+    AttachmentFetcher,
+    CallbackHandler,
+    CallbackOutcome,
+)
+from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
+from rasa_service_desk.clients.cention.settings import SANDBOX_ERRAND_TOKEN, SANDBOX_WORKSPACE_PATH
 from tests.support.servers import Sandbox
 
 SECRET = "sandbox-callback-secret"

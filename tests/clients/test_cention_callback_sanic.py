@@ -15,7 +15,11 @@ from aioresponses import aioresponses
 from sanic import Sanic, response
 from sanic.request import Request
 
-from clients.cention.callback import CallbackHandler, CallbackOutcome, read_request_body
+from rasa_service_desk.clients.cention.callback import (
+    CallbackHandler,
+    CallbackOutcome,
+    read_request_body,
+)
 from tests.clients.test_cention_callback import make_handler, mock_attachments, sample_callback
 
 

@@ -20,17 +20,22 @@ from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 from pydantic import SecretStr
 
-from clients.cention.client import JSONAPI_MEDIA_TYPE, CentionClient, NewErrand, normalise_query
-from clients.cention.models import error_text
-from clients.cention.settings import CentionSettings
-from clients.errors import (
+from rasa_service_desk.clients.cention.client import (
+    JSONAPI_MEDIA_TYPE,
+    CentionClient,
+    NewErrand,
+    normalise_query,
+)
+from rasa_service_desk.clients.cention.models import error_text
+from rasa_service_desk.clients.cention.settings import CentionSettings
+from rasa_service_desk.clients.errors import (
     AuthenticationError,
     MalformedReply,
     RejectedInput,
     VendorUnavailable,
 )
-from clients.http import HttpClient, RetryPolicy, close_shared_sessions
-from sandbox.cention import CentionSimulator
+from rasa_service_desk.clients.http import HttpClient, RetryPolicy, close_shared_sessions
+from rasa_service_desk.sandbox.cention import CentionSimulator
 
 BASE = "https://api.cention.test/s/demo"
 API = f"{BASE}/capi/json"
@@ -54,7 +59,7 @@ def settings(**changes: Any) -> CentionSettings:
         "retry_attempts": 2,
     }
     values.update(changes)
-    return CentionSettings(_env_file=None, **values)
+    return CentionSettings(**values)
 
 
 def make_client(clock: Clock | None = None, **changes: Any) -> CentionClient:
@@ -240,7 +245,7 @@ async def simulated() -> AsyncIterator[tuple[CentionSimulator, str]]:
 
 
 def sandbox_client(url: str, **changes: Any) -> CentionClient:
-    config = CentionSettings(_env_file=None).for_sandbox(url).model_copy(update=changes)
+    config = CentionSettings().for_sandbox(url).model_copy(update=changes)
     return CentionClient(config)
 
 

@@ -3,7 +3,7 @@ of the markup, scripts or styles."""
 
 from __future__ import annotations
 
-from clients.cention.html import html_to_text
+from rasa_service_desk.clients.cention.html import html_to_text
 
 
 def test_markup_scripts_and_styles_are_removed_and_links_kept() -> None:

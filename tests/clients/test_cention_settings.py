@@ -4,15 +4,14 @@ half-configured setups that must stop the action server with the right variable 
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
-from clients import settings as settings_module
-from clients.cention.settings import (
+from rasa_service_desk.clients import settings as settings_module
+from rasa_service_desk.clients.cention.settings import (
     SANDBOX_ERRAND_TOKEN,
     SANDBOX_LIBRARY_TOKEN,
     CentionSettings,
 )
-from clients.errors import ConfigurationError
+from rasa_service_desk.clients.errors import ConfigurationError
 
 VARIABLES = ["CENTION_BASE_URL", "CENTION_TOKEN", "CENTION_LIBRARY_TOKEN",
              "CENTION_ERRAND_TOKEN", "CENTION_ALLOW_INTERNAL_LIBRARIES",
@@ -25,7 +24,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(settings_module, "INTEGRATIONS",
-                        {"cention": "clients.cention.settings:CentionSettings"})
+                        {"cention": "rasa_service_desk.clients.cention.settings:CentionSettings"})
     return monkeypatch
 
 
@@ -35,7 +34,7 @@ def test_per_claim_tokens(env: pytest.MonkeyPatch) -> None:
     env.setenv("CENTION_ERRAND_TOKEN", "errand-value")
     env.setenv("CENTION_CACHE_TTL_SECONDS", "60")
     env.setenv("CENTION_MAX_SUGGESTIONS", "5")
-    loaded = CentionSettings(_env_file=None)
+    loaded = CentionSettings.load(env_file=None)
     assert loaded.base_url == "https://api.cention.com/s/demo"
     assert (loaded.library_jwt, loaded.errand_jwt) == ("library-value", "errand-value")
     assert (loaded.cache_ttl_seconds, loaded.max_suggestions) == (60, 5)
@@ -49,7 +48,7 @@ def test_one_token_for_every_claim(env: pytest.MonkeyPatch) -> None:
     env.setenv("CENTION_BASE_URL", "https://api.cention.com/s/demo")
     env.setenv("CENTION_TOKEN", "shared-value")
     env.setenv("CENTION_ERRAND_TOKEN", "errand-value")
-    loaded = CentionSettings(_env_file=None)
+    loaded = CentionSettings.load(env_file=None)
     assert (loaded.library_jwt, loaded.errand_jwt) == ("shared-value", "errand-value")
     assert loaded.missing_credentials() == []
 
@@ -78,5 +77,5 @@ def test_half_configured_stops_startup_naming_what_is_missing(env: pytest.Monkey
 ])
 def test_invalid_values_are_refused(env: pytest.MonkeyPatch, name: str, value: str) -> None:
     env.setenv(name, value)
-    with pytest.raises(ValidationError):
-        CentionSettings(_env_file=None)
+    with pytest.raises(ConfigurationError):
+        CentionSettings.load(env_file=None)

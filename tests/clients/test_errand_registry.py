@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.cention.errand_registry import ErrandOwner, ErrandRegistry
+from rasa_service_desk.clients.cention.errand_registry import ErrandOwner, ErrandRegistry
 
 
 def test_records_and_finds_the_owner(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_survives_a_restart_and_a_second_process(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "errands.sqlite3"
     ErrandRegistry(str(path)).record("7", "conversation-7", None)
     script = textwrap.dedent(f"""
-        from clients.cention.errand_registry import ErrandRegistry
+        from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
         registry = ErrandRegistry({str(path)!r})
         owner = registry.owner("7")
         assert owner is not None and owner.sender_id == "conversation-7" and owner.channel is None

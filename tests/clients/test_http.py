@@ -8,14 +8,14 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from clients.errors import (
+from rasa_service_desk.clients.errors import (
     AuthenticationError,
     MalformedReply,
     RateLimited,
     RejectedInput,
     VendorUnavailable,
 )
-from clients.http import HttpClient, RetryPolicy, _retry_after, shared_session
+from rasa_service_desk.clients.http import HttpClient, RetryPolicy, _retry_after, shared_session
 
 URL = "https://vendor.example/api/items"
 FAST = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.01, jitter=0)

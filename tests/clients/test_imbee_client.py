@@ -14,16 +14,16 @@ import pytest
 from aioresponses import aioresponses
 from yarl import URL
 
-from clients.errors import (
+from rasa_service_desk.clients.errors import (
     AuthenticationError,
     ConfigurationError,
     MalformedReply,
     RejectedInput,
     VendorUnavailable,
 )
-from clients.http import close_shared_sessions
-from clients.imbee.client import ImbeeClient
-from clients.imbee.settings import ImbeeSettings
+from rasa_service_desk.clients.http import close_shared_sessions
+from rasa_service_desk.clients.imbee.client import ImbeeClient
+from rasa_service_desk.clients.imbee.settings import ImbeeSettings
 
 HOST = "https://imbee.test/api"
 USER_URL = f"{HOST}/third_parties/user/new"
@@ -45,7 +45,7 @@ def settings(**overrides: Any) -> ImbeeSettings:
         "retry_attempts": 3,
     }
     values.update(overrides)
-    return ImbeeSettings(_env_file=None, **values)
+    return ImbeeSettings(**values)
 
 
 def make_client(**overrides: Any) -> ImbeeClient:

@@ -1,4 +1,4 @@
-"""ImbeeClient against the simulator (in-process, mounted under /imbee as `python -m sandbox`
+"""ImbeeClient against the simulator (in-process, mounted under /imbee as the sandbox
 mounts it): the real request/reply cycle, reuse, renewal and refusals."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from clients.errors import AuthenticationError, RejectedInput, VendorUnavailable
-from clients.http import close_shared_sessions
-from clients.imbee.client import ImbeeClient
-from clients.imbee.settings import ImbeeSettings
-from sandbox.core import Fault
-from sandbox.imbee import ImbeeSimulator
+from rasa_service_desk.clients.errors import AuthenticationError, RejectedInput, VendorUnavailable
+from rasa_service_desk.clients.http import close_shared_sessions
+from rasa_service_desk.clients.imbee.client import ImbeeClient
+from rasa_service_desk.clients.imbee.settings import ImbeeSettings
+from rasa_service_desk.sandbox.core import Fault
+from rasa_service_desk.sandbox.imbee import ImbeeSimulator
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ async def simulator() -> AsyncIterator[tuple[ImbeeSimulator, str]]:
 
 
 def client_for(url: str, **overrides: Any) -> ImbeeClient:
-    settings = ImbeeSettings(_env_file=None, retry_attempts=1, **overrides).for_sandbox(url)
+    settings = ImbeeSettings(retry_attempts=1, **overrides).for_sandbox(url)
     return ImbeeClient(settings)
 
 
@@ -86,7 +86,7 @@ async def test_server_errors_and_wrong_credentials(simulator: Any) -> None:
     sim.inject(Fault(status=500, path="/chat/create"))
     with pytest.raises(VendorUnavailable):
         await client_for(url).open_chat("conversation-1", email="ana@example.com")
-    settings = ImbeeSettings(_env_file=None).for_sandbox(url)
+    settings = ImbeeSettings().for_sandbox(url)
     wrong = settings.model_copy(update={"auth_token": settings.corporate_token})
     with pytest.raises(AuthenticationError):
         await ImbeeClient(wrong).open_chat("conversation-1", email="ana@example.com")

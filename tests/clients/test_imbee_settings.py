@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
-from clients import settings as settings_module
-from clients.errors import ConfigurationError
-from clients.imbee.settings import (
+from rasa_service_desk.clients import settings as settings_module
+from rasa_service_desk.clients.errors import ConfigurationError
+from rasa_service_desk.clients.imbee.settings import (
     SANDBOX_AGENT_IDS,
     SANDBOX_AUTH_TOKEN,
     SANDBOX_CORPORATE_TOKEN,
@@ -30,7 +29,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
                  "SANDBOX", "SANDBOX_URL"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(settings_module, "INTEGRATIONS",
-                        {"imbee": "clients.imbee.settings:ImbeeSettings"})
+                        {"imbee": "rasa_service_desk.clients.imbee.settings:ImbeeSettings"})
     return monkeypatch
 
 
@@ -40,7 +39,7 @@ def test_reads_every_variable(env: pytest.MonkeyPatch) -> None:
     env.setenv("IMBEE_MAX_RETRIES", "3")
     env.setenv("IMBEE_VALIDITY_DAYS", "14")
     env.setenv("IMBEE_DEFAULT_REGION", "es")
-    loaded = ImbeeSettings(_env_file=None)
+    loaded = ImbeeSettings.load(env_file=None)
     assert loaded.host == "https://imbee.example.com/api"
     assert loaded.auth_token.get_secret_value() == "auth-value"
     assert loaded.agent_pool == ("agent-1", "agent-2")
@@ -58,15 +57,15 @@ def test_reads_every_variable(env: pytest.MonkeyPatch) -> None:
 ])
 def test_rejects_nonsense(env: pytest.MonkeyPatch, name: str, value: str) -> None:
     env.setenv(name, value)
-    with pytest.raises(ValidationError):
-        ImbeeSettings(_env_file=None)
+    with pytest.raises(ConfigurationError):
+        ImbeeSettings.load(env_file=None)
 
 
 def test_sandbox_copy_points_at_the_simulator_with_demo_credentials(
     env: pytest.MonkeyPatch,
 ) -> None:
     env.setenv("IMBEE_VALIDITY_DAYS", "2")
-    sandboxed = ImbeeSettings(_env_file=None).for_sandbox("http://127.0.0.1:9999")
+    sandboxed = ImbeeSettings.load(env_file=None).for_sandbox("http://127.0.0.1:9999")
     assert sandboxed.host == "http://127.0.0.1:9999/imbee"
     assert sandboxed.auth_token.get_secret_value() == SANDBOX_AUTH_TOKEN
     assert sandboxed.corporate_token.get_secret_value() == SANDBOX_CORPORATE_TOKEN

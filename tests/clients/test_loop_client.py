@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 
-from clients.errors import (
+from rasa_service_desk.clients.errors import (
     AuthenticationError,
     ConfigurationError,
     MalformedReply,
@@ -21,12 +21,12 @@ from clients.errors import (
     RejectedInput,
     VendorUnavailable,
 )
-from clients.loop.client import LoopClient, LoopUser, error_message, iso_timestamp
-from clients.loop.models import localized
-from clients.loop.settings import SANDBOX_AUTH_TOKEN, LoopSettings
-from clients.redact import register_secrets
-from sandbox.core import Fault
-from sandbox.loop import LOBBY, RESTAURANT, LoopSimulator
+from rasa_service_desk.clients.loop.client import LoopClient, LoopUser, error_message, iso_timestamp
+from rasa_service_desk.clients.loop.models import localized
+from rasa_service_desk.clients.loop.settings import SANDBOX_AUTH_TOKEN, LoopSettings
+from rasa_service_desk.clients.redact import register_secrets
+from rasa_service_desk.sandbox.core import Fault
+from rasa_service_desk.sandbox.loop import LOBBY, RESTAURANT, LoopSimulator
 
 LOCATION_1300 = "529652b0121d5fa206011a97"
 LOCATION_1200 = "529652b0121d5fa206011a98"
@@ -41,7 +41,7 @@ def settings(base_url: str, **overrides: Any) -> LoopSettings:
                               "location": "1300", "loop_type": "Guest request",
                               "device_id": "Rasa bot 1", "retry_attempts": 3}
     values.update(overrides)
-    return LoopSettings(_env_file=None, **values)
+    return LoopSettings(**values)
 
 
 class Clock:
@@ -214,7 +214,8 @@ async def test_token_travels_as_query_parameter_and_never_reaches_the_logs(
     client = LoopClient(settings(base_url))
     await client.create_loop("Broken lamp", user=LoopUser(email="jason@example.com"))
     # Only the client's own lines: the in-process test server's access log is the vendor side.
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("clients"))
+    ours = "\n".join(r.getMessage() for r in caplog.records
+                     if r.name.startswith("rasa_service_desk.clients"))
     assert "authToken=***" in ours
     assert SANDBOX_AUTH_TOKEN not in ours
     assert "jason@example.com" not in ours

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from clients.redact import install_redaction, redact, register_secrets
+from rasa_service_desk.clients.redact import install_redaction, redact, register_secrets
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,16 @@ from typing import ClassVar
 
 import pytest
 from pydantic import SecretStr
-from pydantic_settings import SettingsConfigDict
 
-from clients import settings as settings_module
-from clients.errors import ConfigurationError
-from clients.redact import redact
-from clients.settings import IntegrationSettings, load_integrations
+from rasa_service_desk.clients import settings as settings_module
+from rasa_service_desk.clients.compat import copy_model
+from rasa_service_desk.clients.errors import ConfigurationError
+from rasa_service_desk.clients.redact import redact
+from rasa_service_desk.clients.settings import IntegrationSettings, load_integrations
 
 
 class AcmeSettings(IntegrationSettings):
-    model_config = SettingsConfigDict(env_prefix="ACME_")
+    env_prefix: ClassVar[str] = "ACME_"
     credential_fields: ClassVar[tuple[str, ...]] = ("api_key", "api_secret")
 
     base_url: str = "https://api.acme.example"
@@ -25,7 +25,7 @@ class AcmeSettings(IntegrationSettings):
     queue: int | None = None
 
     def for_sandbox(self, sandbox_url: str) -> AcmeSettings:
-        return self.model_copy(update={"base_url": f"{sandbox_url}/acme", "api_key": "demo",
+        return copy_model(self, **{"base_url": f"{sandbox_url}/acme", "api_key": "demo",
                                        "api_secret": SecretStr("demo-secret")})
 
 

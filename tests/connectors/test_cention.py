@@ -41,9 +41,9 @@ from rasa.shared.core.training_data.story_reader.yaml_story_reader import (
 from rasa.shared.nlu.training_data.message import Message
 from sanic import Blueprint, Sanic, response
 
-from clients.cention.errand_registry import ErrandRegistry
-from clients.errors import ConfigurationError
-from connectors.cention import CentionInput
+from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
+from rasa_service_desk.clients.errors import ConfigurationError
+from rasa_service_desk.connectors.cention import CentionInput
 from tests.clients.test_cention_callback import (
     SECRET,
     attachment_reply,
@@ -422,7 +422,7 @@ def test_rasa_loads_the_channel_from_credentials_by_class_path(
 
     monkeypatch.setenv("TEST_CENTION_SECRET", "yaml-secret")
     path = tmp_path / "credentials.yml"
-    path.write_text("connectors.cention.CentionInput:\n"
+    path.write_text("rasa_service_desk.connectors.cention.CentionInput:\n"
                     "  api_secret: ${TEST_CENTION_SECRET}\n"
                     f"  registry_path: {registry_path}\n")
     [channel] = create_http_input_channels(None, str(path))

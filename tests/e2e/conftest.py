@@ -2,7 +2,7 @@
 
 Everything runs on loopback on free ports and is started once per session:
 
-- the simulators (`python -m sandbox`, this environment);
+- the simulators (`python -m rasa_service_desk.sandbox`, this environment);
 - the action server (`python -m rasa_sdk --actions actions`, this environment) with SANDBOX=1;
 - a model trained by `scripts/train` from `domain/`, `data/` and `config/config.yml` (reused
   from `models/` while those are unchanged);
@@ -25,7 +25,7 @@ import pytest
 import requests
 import yaml
 
-from clients.cention.settings import SANDBOX_ERRAND_TOKEN
+from rasa_service_desk.clients.cention.settings import SANDBOX_ERRAND_TOKEN
 from tests.e2e.bot import CALLBACK_SECRET, RasaServer
 from tests.support.servers import (
     ROOT,
@@ -42,7 +42,7 @@ RASA_BIN = RASA_ENV / "bin" / "rasa"
 #: Rasa imports TensorFlow on start; a busy CI machine can take a while.
 RASA_START_TIMEOUT = float(os.environ.get("E2E_RASA_START_TIMEOUT", "300"))
 TRAIN_TIMEOUT = 900
-CENTION_CONNECTOR = "connectors.cention.CentionInput"
+CENTION_CONNECTOR = "rasa_service_desk.connectors.cention.CentionInput"
 
 
 @pytest.fixture(scope="session")

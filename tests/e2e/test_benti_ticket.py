@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from clients.benti.settings import BentiSettings
+from rasa_service_desk.clients.benti.settings import BentiSettings
+from rasa_service_desk.clients.compat import field_default
 from tests.e2e.bot import Conversation, RasaServer, is_response, slot_value
 from tests.support.servers import Sandbox
 
@@ -73,7 +74,7 @@ def test_customer_retries_after_benti_fails_without_retyping(
     chat = rasa_server.conversation()
     before = len(sandbox.state("benti")["tickets"])
     # 503 means "not processed", so the client repeats the request: fail every attempt.
-    attempts = BentiSettings.model_fields["retry_attempts"].default
+    attempts = field_default(BentiSettings, "retry_attempts")
     sandbox.inject("benti", {"status": 503, "path": "/tickets", "method": "POST",
                              "times": attempts})
     calls_before = ticket_posts(sandbox)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from clients.cention.settings import CentionSettings
+from rasa_service_desk.clients.cention.settings import CentionSettings
+from rasa_service_desk.clients.compat import field_default
 from tests.e2e.bot import CALLBACK_SECRET, RasaServer, is_response, slot_value
 from tests.support.servers import Sandbox
 
@@ -89,7 +90,7 @@ def test_library_question_is_searched_again_after_try_again(
     rasa_server: RasaServer, sandbox: Sandbox
 ) -> None:
     chat = rasa_server.conversation()
-    attempts = CentionSettings.model_fields["retry_attempts"].default  # a read is retried
+    attempts = field_default(CentionSettings, "retry_attempts")  # a read is retried
     sandbox.inject("cention", {"status": 503, "path": "/c3_library_questions",
                                "times": attempts})
     chat.expect("where is my order", "utter_vendor_unavailable")

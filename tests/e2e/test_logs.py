@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from clients.cention.settings import SANDBOX_ERRAND_TOKEN, SANDBOX_LIBRARY_TOKEN
+from rasa_service_desk.clients.cention.settings import SANDBOX_ERRAND_TOKEN, SANDBOX_LIBRARY_TOKEN
 from tests.e2e.bot import CALLBACK_SECRET, RasaServer
 
 pytestmark = pytest.mark.e2e

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from clients.loop.settings import LoopSettings
-from sandbox.loop import RESTAURANT
+from rasa_service_desk.clients.compat import field_default
+from rasa_service_desk.clients.loop.settings import LoopSettings
+from rasa_service_desk.sandbox.loop import RESTAURANT
 from tests.e2e.bot import Conversation, RasaServer, is_response
 from tests.support.servers import Sandbox
 
@@ -67,7 +68,7 @@ def test_answers_are_sent_again_after_loop_fails(rasa_server: RasaServer,
                                                  sandbox: Sandbox) -> None:
     chat = rasa_server.conversation()
     before = len(sandbox.state("loop")["responses"])
-    attempts = LoopSettings.model_fields["retry_attempts"].default  # 503: not processed
+    attempts = field_default(LoopSettings, "retry_attempts")  # 503: not processed
     sandbox.inject("loop", {"status": 503, "path": "/responses", "method": "POST",
                             "times": attempts})
     replies = answer_the_survey(chat)

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from clients.benti.settings import SANDBOX_API_KEY, SANDBOX_API_SECRET
-from sandbox.benti import BentiSimulator
-from sandbox.core import Fault
+from rasa_service_desk.clients.benti.settings import SANDBOX_API_KEY, SANDBOX_API_SECRET
+from rasa_service_desk.sandbox.benti import BentiSimulator
+from rasa_service_desk.sandbox.core import Fault
 
 KEY = {"x-inbenta-key": SANDBOX_API_KEY}
 

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from clients.cention.settings import SANDBOX_ERRAND_TOKEN, SANDBOX_LIBRARY_TOKEN
-from sandbox.cention import JSONAPI, CentionSimulator
+from rasa_service_desk.clients.cention.settings import SANDBOX_ERRAND_TOKEN, SANDBOX_LIBRARY_TOKEN
+from rasa_service_desk.sandbox.cention import JSONAPI, CentionSimulator
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from sandbox.core import Simulator
+from rasa_service_desk.sandbox.core import Simulator
 
 
 class EchoSimulator(Simulator):

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from clients.imbee.settings import (
+from rasa_service_desk.clients.imbee.settings import (
     SANDBOX_AGENT_IDS,
     SANDBOX_AUTH_TOKEN,
     SANDBOX_BOT_ID,
     SANDBOX_CORPORATE_TOKEN,
 )
-from sandbox.core import Fault
-from sandbox.imbee import ImbeeSimulator
-from sandbox.registry import SIMULATORS
+from rasa_service_desk.sandbox.core import Fault
+from rasa_service_desk.sandbox.imbee import ImbeeSimulator
+from rasa_service_desk.sandbox.registry import SIMULATORS
 
 CORPORATE = {"Authorization": SANDBOX_AUTH_TOKEN, "X-WOOS-KEY": SANDBOX_CORPORATE_TOKEN}
 AGENT = SANDBOX_AGENT_IDS[0]
@@ -53,7 +53,7 @@ def token_body(**changes: Any) -> dict[str, Any]:
 
 
 def test_is_registered_under_imbee() -> None:
-    assert SIMULATORS["imbee"] == "sandbox.imbee:ImbeeSimulator"
+    assert SIMULATORS["imbee"] == "rasa_service_desk.sandbox.imbee:ImbeeSimulator"
 
 
 async def test_replies_use_the_envelope_and_registration_is_idempotent(sim: Any) -> None:

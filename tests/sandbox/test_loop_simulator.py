@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from clients.loop.settings import SANDBOX_AUTH_TOKEN, SANDBOX_LOOP_TYPE
-from sandbox.core import Fault
-from sandbox.loop import LOBBY, RESTAURANT, LoopSimulator
+from rasa_service_desk.clients.loop.settings import SANDBOX_AUTH_TOKEN, SANDBOX_LOOP_TYPE
+from rasa_service_desk.sandbox.core import Fault
+from rasa_service_desk.sandbox.loop import LOBBY, RESTAURANT, LoopSimulator
 
 TOKEN = {"authToken": SANDBOX_AUTH_TOKEN}
 LOCATION_1300 = "529652b0121d5fa206011a97"

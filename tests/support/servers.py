@@ -121,8 +121,8 @@ class Sandbox:
 @contextmanager
 def running_sandbox(python: str | None = None, latency_ms: float = 0.0) -> Iterator[Sandbox]:
     port = free_port()
-    proc = start_process([python or sys.executable, "-m", "sandbox", "--port", str(port),
-                          "--latency-ms", str(latency_ms)])
+    proc = start_process([python or sys.executable, "-m", "rasa_service_desk.sandbox",
+                          "--port", str(port), "--latency-ms", str(latency_ms)])
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(f"{url}/health", proc)

@@ -1,0 +1,90 @@
+"""Base class of every vendor action: typed vendor errors become domain responses.
+
+An exception escaping `run()` makes rasa-sdk answer HTTP 500 with a body that echoes the
+tracker (customer data included) and leaves the customer without a reply. `IntegrationAction`
+catches everything: vendor errors are mapped to a response from `domain/shared.yml` (or the
+action's own `error_responses`), unexpected ones to `utter_something_went_wrong`. No events
+are returned on failure but `pending_action`, so the conversation keeps every slot and
+"try again" (`action_retry_pending`) runs the failed action again without retyping.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from rasa_service_desk.clients.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    IntegrationError,
+    MalformedReply,
+    RateLimited,
+    RejectedInput,
+    VendorUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+EventList = list[dict[str, Any]]
+DomainDict = dict[str, Any]
+
+DEFAULT_ERROR_RESPONSES: dict[type[IntegrationError], str] = {
+    VendorUnavailable: "utter_vendor_unavailable",
+    MalformedReply: "utter_vendor_unavailable",
+    RateLimited: "utter_vendor_busy",
+    RejectedInput: "utter_vendor_rejected",
+    AuthenticationError: "utter_integration_unavailable",
+    ConfigurationError: "utter_integration_unavailable",
+    IntegrationError: "utter_vendor_unavailable",
+}
+UNEXPECTED_ERROR_RESPONSE = "utter_something_went_wrong"
+PENDING_ACTION_SLOT = "pending_action"
+
+
+class IntegrationAction(Action, ABC):
+    """Subclasses implement `act()`; `run()` adds the error handling."""
+
+    #: Per-action overrides, e.g. `{RejectedInput: "utter_benti_ticket_rejected"}`.
+    error_responses: ClassVar[dict[type[IntegrationError], str]] = {}
+
+    @abstractmethod
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        """Do the action's work; raise `IntegrationError`s freely."""
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        try:
+            events = await self.act(dispatcher, tracker, domain)
+        except IntegrationError as exc:
+            logger.warning("%s: %s (%s)", self.name(), exc, type(exc).__name__)
+            dispatcher.utter_message(response=self.response_for(exc))
+            return [*self.failure_events(exc, tracker), SlotSet(PENDING_ACTION_SLOT, self.name())]
+        except Exception as exc:
+            logger.error("%s failed unexpectedly: %s", self.name(), type(exc).__name__,
+                         exc_info=True)
+            dispatcher.utter_message(response=UNEXPECTED_ERROR_RESPONSE)
+            return [SlotSet(PENDING_ACTION_SLOT, self.name())]
+        # `slots.get`, not `get_slot`: no INFO line per request when a bot lacks the slot.
+        if tracker.slots.get(PENDING_ACTION_SLOT) == self.name():
+            events = [*events, SlotSet(PENDING_ACTION_SLOT, None)]
+        return events
+
+    def response_for(self, exc: IntegrationError) -> str:
+        """The response for an error: the most specific class wins, own mapping first."""
+        for cls in type(exc).__mro__:
+            for mapping in (self.error_responses, DEFAULT_ERROR_RESPONSES):
+                if cls in mapping:
+                    return mapping[cls]
+        return UNEXPECTED_ERROR_RESPONSE
+
+    def failure_events(self, exc: IntegrationError, tracker: Tracker) -> EventList:
+        """Extra events to return after a failure. None by default, so every slot is kept."""
+        return []

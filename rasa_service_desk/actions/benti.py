@@ -1,0 +1,125 @@
+"""Benti tickets from the conversation: the ticket form's validator and the action that
+opens the ticket with the conversation transcript (and the customer's shared files) attached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
+from rasa_service_desk.actions.runtime import client, enable
+from rasa_service_desk.actions.transcript import shared_files, transcript_text
+from rasa_service_desk.actions.validation import ContactSlotValidation, validated_text
+from rasa_service_desk.clients.benti import Attachment, BentiClient, NewTicket
+from rasa_service_desk.clients.errors import IntegrationError, RejectedInput
+
+logger = logging.getLogger(__name__)
+
+#: Importing this module enables Benti: its settings are read and checked now.
+enable("benti")
+
+FORM = "benti_ticket_form"
+TITLE_SLOT = "benti_ticket_title"
+DESCRIPTION_SLOT = "benti_ticket_description"
+TICKET_ID_SLOT = "benti_ticket_id"
+TITLE_MAX = 120
+DESCRIPTION_MAX = 5000
+
+
+def benti() -> BentiClient:
+    """The process's Benti client (shared token, shared discovery)."""
+    return client("benti", BentiClient)
+
+
+def message_html(description: str) -> str:
+    """The ticket body: Benti renders messages as HTML, so the customer's text is escaped
+    (nothing they type can inject markup into the agent's screen) and keeps its lines."""
+    return html.escape(description).replace("\n", "<br>\n")
+
+
+def transcript_attachment(tracker: Tracker, limit: int) -> Attachment:
+    """The conversation as a UTF-8 text file; if it is ever over the size limit, its most
+    recent part is kept (that is where the reason for the ticket is)."""
+    content = transcript_text(tracker).encode("utf-8")
+    if len(content) > limit:
+        content = content[-limit:].decode("utf-8", errors="ignore").encode("utf-8")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Attachment(name=f"conversation-{stamp}.txt", content=content)
+
+
+async def shared_attachments(benti_client: BentiClient, tracker: Tracker) -> list[Attachment]:
+    """Files the customer shared, downloaded concurrently. A file that is too big or cannot
+    be fetched is left out (with a log line) rather than failing the whole ticket."""
+    limit = benti_client.settings.max_shared_files
+    files = shared_files(tracker)[:limit]
+
+    async def fetch(position: int, item: dict[str, str]) -> Attachment | None:
+        try:
+            return Attachment(item["name"], await benti_client.fetch_file(item["url"]))
+        except IntegrationError as exc:
+            logger.warning("benti: shared file %d of %d not attached: %s",
+                        position, len(files), exc.message)
+            return None
+
+    fetched = await asyncio.gather(*(fetch(i, f) for i, f in enumerate(files, start=1)))
+    return [a for a in fetched if a is not None]
+
+
+class ActionBentiCreateTicket(IntegrationAction):
+    """Open a Benti ticket from the form's slots; on success set `benti_ticket_id`."""
+
+    error_responses = {RejectedInput: "utter_benti_ticket_rejected"}
+
+    def name(self) -> str:
+        return "action_benti_create_ticket"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        name = tracker.get_slot("customer_name")
+        email = tracker.get_slot("customer_email")
+        title = tracker.get_slot(TITLE_SLOT)
+        description = tracker.get_slot(DESCRIPTION_SLOT)
+        if not all(isinstance(v, str) and v.strip() for v in (name, email, title, description)):
+            dispatcher.utter_message(response="utter_benti_ticket_incomplete")
+            return []
+        benti_client = benti()
+        attachments = [
+            transcript_attachment(tracker, benti_client.settings.max_attachment_bytes),
+            *await shared_attachments(benti_client, tracker),
+        ]
+        ticket = await benti_client.create_ticket(NewTicket(
+            title=title, message=message_html(description), customer_name=name,
+            customer_email=email, attachments=attachments,
+        ))
+        dispatcher.utter_message(response="utter_benti_ticket_created",
+                                 reference=ticket.reference)
+        # The ticket is filed: forget its title and text so a second ticket asks anew
+        # (the customer's name and email are kept).
+        return [SlotSet(TICKET_ID_SLOT, ticket.id), SlotSet(TITLE_SLOT, None),
+                SlotSet(DESCRIPTION_SLOT, None)]
+
+
+class ValidateBentiTicketForm(ContactSlotValidation, FormValidationAction):
+    """Ask again for any answer Benti or an agent could not use."""
+
+    def name(self) -> str:
+        return "validate_benti_ticket_form"
+
+    async def validate_benti_ticket_title(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return validated_text(dispatcher, TITLE_SLOT, value, TITLE_MAX)
+
+    async def validate_benti_ticket_description(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return validated_text(dispatcher, DESCRIPTION_SLOT, value, DESCRIPTION_MAX)

@@ -1,0 +1,142 @@
+"""Loop feedback: a complaint or request from the conversation becomes a Loop ("loop").
+
+`loop_feedback_form` asks what happened (`loop_description`) and, unless the conversation
+already has an email address or phone number, how the team can reach the customer (an email
+or a mobile number in one answer, or "skip" to stay anonymous). `action_loop_create_loop`
+then opens the loop at the configured location with the configured loop type, the optional
+`loop_title`, the customer's name/email/phone as far as known, and custom fields taken from
+the slots named in `LOOP_CUSTOM_FIELDS` (slot -> custom field shortcode).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
+from rasa_service_desk.actions.loop.survey import is_skip, settings
+from rasa_service_desk.actions.runtime import client, enable
+from rasa_service_desk.actions.validation import (
+    ContactSlotExtraction,
+    clean_email,
+    clean_name,
+    clean_phone,
+    clean_text,
+    email_or_phone,
+    validated_text,
+)
+from rasa_service_desk.clients.errors import RejectedInput
+from rasa_service_desk.clients.loop.client import LoopClient, LoopUser
+
+#: Importing this module enables Loop: its settings are read and checked now.
+enable("loop")
+
+DESCRIPTION_SLOT = "loop_description"
+TITLE_SLOT = "loop_title"
+SKIPPED_SLOT = "loop_contact_skipped"
+EMAIL_SLOT = "customer_email"
+PHONE_SLOT = "customer_phone"
+NAME_SLOT = "customer_name"
+MIN_DESCRIPTION = 3
+MAX_TITLE = 200
+
+
+def custom_field_values(tracker: Tracker, mapping: dict[str, str]) -> dict[str, str]:
+    """Custom field shortcode -> value for every mapped slot that has a value."""
+    values = {}
+    for slot, shortcode in mapping.items():
+        value = tracker.get_slot(slot)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        values[shortcode] = value.strip() if isinstance(value, str) else str(value)
+    return values
+
+
+class ActionLoopCreateLoop(IntegrationAction):
+    """Open a loop from the conversation's slots and tell the customer it was passed on."""
+
+    error_responses = {RejectedInput: "utter_loop_create_rejected"}
+
+    def name(self) -> str:
+        return "action_loop_create_loop"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        config = settings()
+        description = clean_text(tracker.get_slot(DESCRIPTION_SLOT), config.max_text_length,
+                                 MIN_DESCRIPTION)
+        if description is None:
+            dispatcher.utter_message(response="utter_loop_description_missing")
+            return []
+        user = LoopUser(
+            name=clean_name(tracker.get_slot(NAME_SLOT)),
+            email=clean_email(tracker.get_slot(EMAIL_SLOT)),
+            sms=clean_phone(tracker.get_slot(PHONE_SLOT)),
+        )
+        created = await client("loop", LoopClient).create_loop(
+            description,
+            title=clean_text(tracker.get_slot(TITLE_SLOT), MAX_TITLE),
+            user=user,
+            custom_fields=custom_field_values(tracker, config.custom_fields),
+        )
+        dispatcher.utter_message(response="utter_loop_created")
+        return [
+            SlotSet("loop_loop_id", created.id),
+            SlotSet("loop_loop_url", created.url),
+            SlotSet(DESCRIPTION_SLOT, None),
+            SlotSet(TITLE_SLOT, None),
+        ]
+
+
+class ValidateLoopFeedbackForm(ContactSlotExtraction, FormValidationAction):
+    """Description first; then one contact (email or mobile) unless known or declined."""
+
+    def name(self) -> str:
+        return "validate_loop_feedback_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        # Known = already in its clean form: a contact the customer has just typed is in the
+        # slot unvalidated (e.g. a phone number in `customer_email`), so it is still asked
+        # for, which makes the SDK run `validate_customer_email` on it.
+        email = tracker.get_slot(EMAIL_SLOT)
+        known = (email is not None and clean_email(email) == email) or (
+            clean_phone(tracker.get_slot(PHONE_SLOT)) is not None)
+        if known or tracker.get_slot(SKIPPED_SLOT):
+            return [slot for slot in domain_slots if slot != EMAIL_SLOT]
+        return domain_slots
+
+    async def validate_loop_description(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        return validated_text(dispatcher, DESCRIPTION_SLOT, slot_value,
+                              settings().max_text_length, MIN_DESCRIPTION)
+
+    async def validate_customer_email(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        """An email address or a mobile number in answer to the one contact question."""
+        contact = email_or_phone(slot_value)
+        if contact is not None:
+            return contact
+        if is_skip(slot_value):
+            return {EMAIL_SLOT: None, SKIPPED_SLOT: True}
+        dispatcher.utter_message(response="utter_loop_invalid_contact")
+        return {EMAIL_SLOT: None}

@@ -1,0 +1,298 @@
+"""Loop survey: the bot asks the questions of the location's Loop survey and submits one response.
+
+The questions are not in the domain: they come from Loop at run time, so a survey edited in
+Loop changes the bot without a deploy. `loop_survey_form` has one requested slot,
+`loop_answer`, that is asked again and again:
+
+- `action_ask_loop_answer` (the form's "ask" action) loads the survey on first use (kept in
+  `loop_survey` for the rest of the conversation, so questions and answers always match),
+  fixes the question order once (`loop_question_order`: shuffled when the survey sets
+  `questionOrderRandomization`), and asks the first unanswered question in the customer's
+  language (`language` slot, then `LOOP_FALLBACK_LANGUAGE`, then any text Loop has):
+  `utter_loop_ask_bool` with yes/no buttons, `utter_loop_ask_text[_optional]` for free text;
+- `validate_loop_survey_form` reads the answer to that question: natural yes/no words for
+  yes/no questions, bounded text for text questions, "skip" for optional text questions.
+  A valid answer goes into `loop_answers` (categoryId -> value, None when skipped) and
+  `loop_answer` is emptied, so the form asks the next question; the form ends when every
+  question has an answer;
+- `action_loop_submit_survey` sends one response with the typed answers, thanks the customer
+  and, when Loop opened a loop from it, says a team member will follow up.
+
+Questions of types other than `bool` and `text` cannot be answered in a chat and are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from typing import Any
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from rasa_service_desk.actions.base import (
+    PENDING_ACTION_SLOT,
+    DomainDict,
+    EventList,
+    IntegrationAction,
+)
+from rasa_service_desk.actions.runtime import client, enable, integration
+from rasa_service_desk.actions.validation import clean_text
+from rasa_service_desk.clients.compat import dump_model, parse_model
+from rasa_service_desk.clients.errors import MalformedReply, RejectedInput
+from rasa_service_desk.clients.loop.client import LoopClient
+from rasa_service_desk.clients.loop.models import BOOL, TEXT, Question, Survey, localized
+from rasa_service_desk.clients.loop.settings import LoopSettings
+
+#: Importing this module enables Loop: its settings are read and checked now.
+enable("loop")
+
+logger = logging.getLogger(__name__)
+
+FORM = "loop_survey_form"
+ANSWER_SLOT = "loop_answer"
+ANSWERS_SLOT = "loop_answers"
+ORDER_SLOT = "loop_question_order"
+SURVEY_SLOT = "loop_survey"
+LANGUAGE_SLOT = "language"
+REQUESTED_SLOT = "requested_slot"
+SUPPORTED_TYPES = (BOOL, TEXT)
+
+YES = frozenset({
+    "yes", "y", "yep", "yeah", "yea", "yup", "ya", "sure", "of course", "absolutely",
+    "definitely", "indeed", "certainly", "ok", "okay", "true", "correct", "right",
+    "si", "sí", "oui", "ja", "sim", "da", "👍",
+})
+NO = frozenset({
+    "no", "n", "nope", "nah", "nay", "not really", "not at all", "never", "no way", "false",
+    "non", "nein", "nej", "não", "nao", "👎",
+})
+SKIP = frozenset({
+    "skip", "pass", "next", "no", "nope", "none", "nothing", "nothing else", "no comment",
+    "no thanks", "n/a", "na", "-", "passer", "omitir", "saltar",
+})
+_PUNCTUATION = re.compile(r"[\s.,!?;:]+")
+
+
+def _normalise(text: Any) -> str:
+    return _PUNCTUATION.sub(" ", str(text)).strip().casefold() if text is not None else ""
+
+
+def parse_bool(text: Any) -> bool | None:
+    """True for "yes", "Yep!", "y", "yes, it was"...; False for "no", "nope", "not really"...;
+    None when the answer is neither (the question is asked again)."""
+    words = _normalise(text)
+    if not words:
+        return None
+    for candidate in (words, words.split(" ")[0]):
+        if candidate in YES:
+            return True
+        if candidate in NO:
+            return False
+    return None
+
+
+def is_skip(text: Any) -> bool:
+    """Whether the customer declines to answer a free-text question."""
+    return _normalise(text) in SKIP
+
+
+def settings() -> LoopSettings:
+    return integration("loop").settings  # type: ignore[no-any-return,unused-ignore]
+
+
+def stored_survey(tracker: Tracker) -> Survey | None:
+    """The survey this conversation runs, as loaded by `action_ask_loop_answer`."""
+    data = tracker.get_slot(SURVEY_SLOT)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return parse_model(Survey, data, "loop")
+    except MalformedReply:
+        return None
+
+
+def answerable(survey: Survey) -> list[Question]:
+    return [q for q in survey.questions if q.type in SUPPORTED_TYPES]
+
+
+def question_order(survey: Survey, stored: Any, rng: random.Random | None = None) -> list[str]:
+    """The conversation's question order: the stored one while it fits the survey, else the
+    survey's order, shuffled once when the survey asks for randomisation."""
+    ids = [q.categoryId for q in answerable(survey)]
+    if isinstance(stored, list) and sorted(stored) == sorted(ids):
+        return [str(item) for item in stored]
+    if survey.randomized:
+        return (rng or random.Random()).sample(ids, len(ids))
+    return ids
+
+
+def answers_of(tracker: Tracker) -> dict[str, Any]:
+    value = tracker.get_slot(ANSWERS_SLOT)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def current_question(survey: Survey, order: list[str], answers: dict[str, Any]
+                     ) -> Question | None:
+    """The first question in conversation order that has no answer yet."""
+    for category_id in order:
+        if category_id not in answers:
+            return survey.question(category_id)
+    return None
+
+
+def unanswered_required(survey: Survey, answers: dict[str, Any]) -> list[str]:
+    return [q.categoryId for q in answerable(survey)
+            if q.is_required and answers.get(q.categoryId) is None]
+
+
+class ActionAskLoopAnswer(IntegrationAction):
+    """Ask the current survey question (loading the survey and its order on first use).
+
+    If Loop cannot be reached the form ends with the shared error response, and "try again"
+    restarts `loop_survey_form`, which carries on from the first unanswered question.
+    """
+
+    def name(self) -> str:
+        return "action_ask_loop_answer"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        events = await super().run(dispatcher, tracker, domain)
+        failed = SlotSet(PENDING_ACTION_SLOT, self.name()) in events
+        if failed:
+            events = [e for e in events if e != SlotSet(PENDING_ACTION_SLOT, self.name())]
+            return [*events, SlotSet(REQUESTED_SLOT, None), ActiveLoop(None),
+                    SlotSet(PENDING_ACTION_SLOT, FORM)]
+        if tracker.get_slot(PENDING_ACTION_SLOT) == FORM:
+            events.append(SlotSet(PENDING_ACTION_SLOT, None))
+        return events
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        events: EventList = []
+        survey = stored_survey(tracker)
+        if survey is None:
+            survey = await client("loop", LoopClient).survey()
+            events.append(SlotSet(SURVEY_SLOT, dump_model(survey)))
+        stored_order = tracker.get_slot(ORDER_SLOT)
+        order = question_order(survey, stored_order)
+        if order != stored_order:
+            events.append(SlotSet(ORDER_SLOT, order))
+        answers = answers_of(tracker)
+        question = current_question(survey, order, answers)
+        if question is None:
+            return [*events, SlotSet(REQUESTED_SLOT, None)]
+        language = tracker.get_slot(LANGUAGE_SLOT)
+        fallback = settings().fallback_language
+        if question.type == BOOL:
+            response = "utter_loop_ask_bool"
+        else:
+            response = "utter_loop_ask_text" if question.is_required else \
+                "utter_loop_ask_text_optional"
+        dispatcher.utter_message(
+            response=response,
+            question=localized(question.text, language, fallback),
+            placeholder=localized(question.placeholder, language, fallback),
+            category_id=question.categoryId,
+        )
+        return events
+
+
+class ValidateLoopSurveyForm(FormValidationAction):
+    """Check each answer against the question it answers; end the form when all are in."""
+
+    def name(self) -> str:
+        return "validate_loop_survey_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        survey = stored_survey(tracker)
+        if survey is not None:
+            order = question_order(survey, tracker.get_slot(ORDER_SLOT))
+            if current_question(survey, order, answers_of(tracker)) is None:
+                return []
+        return domain_slots
+
+    async def validate_loop_answer(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        survey = stored_survey(tracker)
+        if survey is None:
+            return {ANSWER_SLOT: None}
+        order = question_order(survey, tracker.get_slot(ORDER_SLOT))
+        answers = answers_of(tracker)
+        question = current_question(survey, order, answers)
+        if question is None:
+            return {ANSWER_SLOT: None}
+        value: bool | str | None
+        if question.type == BOOL:
+            value = parse_bool(slot_value)
+            if value is None:
+                dispatcher.utter_message(response="utter_loop_invalid_bool")
+                return {ANSWER_SLOT: None}
+        elif is_skip(slot_value):
+            if question.is_required:
+                dispatcher.utter_message(response="utter_loop_answer_required")
+                return {ANSWER_SLOT: None}
+            value = None
+        else:
+            max_length = settings().max_text_length
+            value = clean_text(slot_value, max_length)
+            if value is None:
+                dispatcher.utter_message(response="utter_invalid_text", min_length=1,
+                                         max_length=max_length)
+                return {ANSWER_SLOT: None}
+        answers[question.categoryId] = value
+        return {ANSWER_SLOT: None, ANSWERS_SLOT: answers, ORDER_SLOT: order}
+
+
+class ActionLoopSubmitSurvey(IntegrationAction):
+    """Send the conversation's answers to Loop as one response.
+
+    Runs after `loop_survey_form`; does nothing when the survey was not completed (the form
+    was interrupted, or loading the survey failed and the customer was already told).
+    On a vendor failure every answer stays in its slot and "try again" sends them again.
+    """
+
+    error_responses = {RejectedInput: "utter_loop_survey_rejected"}
+
+    def name(self) -> str:
+        return "action_loop_submit_survey"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        survey = stored_survey(tracker)
+        answers = answers_of(tracker)
+        if survey is None or unanswered_required(survey, answers):
+            logger.info("loop: survey not completed, nothing to submit")
+            return []
+        values = {key: value for key, value in answers.items() if value is not None}
+        done = [SlotSet(ANSWERS_SLOT, None), SlotSet(SURVEY_SLOT, None)]
+        if not values:
+            dispatcher.utter_message(response="utter_loop_survey_thanks")
+            return done
+        receipt = await client("loop", LoopClient).submit_response(survey, values)
+        dispatcher.utter_message(response="utter_loop_survey_thanks")
+        if receipt.loopId:
+            dispatcher.utter_message(response="utter_loop_follow_up")
+        return [
+            SlotSet("loop_response_id", receipt.id),
+            SlotSet("loop_loop_id", receipt.loopId),
+            SlotSet("loop_loop_url", receipt.loopUrl),
+            *done,
+        ]

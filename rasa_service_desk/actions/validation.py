@@ -1,0 +1,146 @@
+"""Checks shared by the form validators: e-mail, phone number, bounded free text.
+
+Each returns the cleaned value, or None when the customer must be asked again; the validator
+then utters the matching response from `domain/shared.yml`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+DomainDict = dict[str, Any]
+
+_SPACES = re.compile(r"\s+")
+
+
+def clean_email(value: Any) -> str | None:
+    """A syntactically valid address, normalised (no DNS lookup: the bot must stay fast)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
+def clean_phone(value: Any, default_region: str | None = None) -> str | None:
+    """A possible phone number in E.164 form (`+46701234567`), or None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        number = phonenumbers.parse(value.strip(), default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def clean_text(value: Any, max_length: int, min_length: int = 1) -> str | None:
+    """Free text with collapsed spaces, between `min_length` and `max_length` characters."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if "\n" not in text:
+        text = _SPACES.sub(" ", text)
+    return text if min_length <= len(text) <= max_length else None
+
+
+def clean_name(value: Any, max_length: int = 100) -> str | None:
+    """A person's name: bounded text with at least one letter."""
+    text = clean_text(value, max_length)
+    return text if text and any(ch.isalpha() for ch in text) else None
+
+
+def validated_text(
+    dispatcher: CollectingDispatcher, slot: str, value: Any, max_length: int, min_length: int = 1
+) -> dict[str, Any]:
+    """Slot update for a bounded free-text answer; asks again with `utter_invalid_text`."""
+    text = clean_text(value, max_length, min_length)
+    if text is None:
+        dispatcher.utter_message(
+            response="utter_invalid_text", min_length=min_length, max_length=max_length
+        )
+    return {slot: text}
+
+
+EMAIL_SLOT = "customer_email"
+PHONE_SLOT = "customer_phone"
+NAME_SLOT = "customer_name"
+
+
+def email_or_phone(value: Any, default_region: str | None = None) -> dict[str, Any] | None:
+    """Read one answer as an e-mail address or a mobile number, for forms that accept either.
+
+    The answer arrives in `customer_email`; a phone number is moved to `customer_phone`
+    (E.164). Returns the slot updates, or None when it is neither.
+    """
+    email = clean_email(value)
+    if email:
+        return {EMAIL_SLOT: email}
+    phone = clean_phone(value, default_region)
+    if phone:
+        return {EMAIL_SLOT: None, PHONE_SLOT: phone}
+    return None
+
+
+def answer_to(tracker: Tracker, slot: str) -> dict[str, Any]:
+    """The customer's latest message as the value of `slot`, when the form just asked for it.
+
+    The shared contact slots have `custom` mappings (domain/shared.yml), so that the shared
+    domain file names no integration's form; each form's validator fills them here instead,
+    which is what a `from_text` mapping conditioned on the form would do. A message in
+    Rasa's intent syntax (`/intent{...}`, a button or a message injected by a connector) is
+    never a contact detail and is left alone.
+    """
+    if tracker.get_slot("requested_slot") != slot:
+        return {}
+    text = (tracker.latest_message or {}).get("text")
+    if not isinstance(text, str) or not text.strip() or text.lstrip().startswith("/"):
+        return {}
+    return {slot: text}
+
+
+class ContactSlotExtraction:
+    """`extract_customer_name` and `extract_customer_email`: fill the shared contact slots
+    from the customer's answer when the form asks for them (see `answer_to`)."""
+
+    async def extract_customer_name(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return answer_to(tracker, NAME_SLOT)
+
+    async def extract_customer_email(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return answer_to(tracker, EMAIL_SLOT)
+
+
+class ContactSlotValidation(ContactSlotExtraction):
+    """`validate_customer_name` and `validate_customer_email` for forms that ask for both.
+
+    Mixed into a vendor's `FormValidationAction`, so every form checks the shared contact
+    slots the same way and answers with the same shared responses.
+    """
+
+    async def validate_customer_name(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        name = clean_name(value)
+        if name is None:
+            dispatcher.utter_message(response="utter_invalid_name")
+        return {NAME_SLOT: name}
+
+    async def validate_customer_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        email = clean_email(value)
+        if email is None:
+            dispatcher.utter_message(response="utter_invalid_email")
+        return {EMAIL_SLOT: email}

@@ -1,0 +1,257 @@
+"""Async client of Cention's JSON:API: library search for customers, and new errands.
+
+- Content negotiation per JSON:API: every request sends `Accept: application/vnd.api+json`,
+  bodies go out as `Content-Type: application/vnd.api+json`, both without media-type
+  parameters (a JSON:API server answers 415/406 to those).
+- Each call uses the JWT of its claim: library reads the library token, errands the errand token.
+- Customers only ever see questions published in an external library (`c3_external_libraries`),
+  unless the operator allows internal libraries: search results, top-list entries and picked
+  questions are all checked against that set, so an agents-only answer cannot leak even when
+  Cention's search returns it.
+- Library reads are cached for `CENTION_CACHE_TTL_SECONDS`, per normalised query.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rasa_service_desk.clients.cention.cache import TtlCache
+from rasa_service_desk.clients.cention.html import html_to_text
+from rasa_service_desk.clients.cention.models import Document, LibraryQuestion, Resource, error_text
+from rasa_service_desk.clients.cention.settings import CentionSettings
+from rasa_service_desk.clients.compat import parse_model
+from rasa_service_desk.clients.errors import ConfigurationError, MalformedReply, RejectedInput
+from rasa_service_desk.clients.http import HttpClient, HttpResponse, RetryPolicy
+
+VENDOR = "cention"
+JSONAPI_MEDIA_TYPE = "application/vnd.api+json"
+QUESTION_TYPE = "c3_library_questions"
+MAX_PHRASE_LENGTH = 200
+
+_WORD = re.compile(r"\w+")
+_ID = re.compile(r"^[0-9]{1,18}$")
+# Words too common to tell two library questions apart when ranking them.
+_STOPWORDS = frozenset({
+    "a", "an", "and", "are", "can", "could", "do", "does", "for", "from", "have", "how", "i",
+    "in", "is", "it", "me", "my", "of", "on", "or", "our", "the", "to", "what", "when", "where",
+    "which", "who", "why", "will", "with", "you", "your",
+})
+
+
+def normalise_query(phrase: str) -> str:
+    """Lower-case words joined by single spaces: the cache key and the phrase sent."""
+    return " ".join(_WORD.findall(phrase.casefold()))[:MAX_PHRASE_LENGTH].strip()
+
+
+def _significant(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.casefold()) if w not in _STOPWORDS}
+
+
+def rank(query: str, questions: list[LibraryQuestion]) -> list[LibraryQuestion]:
+    """Best match first: query words found in the title count double, in the question once.
+
+    Cention does not document an order for search results, so ties keep its order.
+    """
+    wanted = _significant(query)
+
+    def score(question: LibraryQuestion) -> int:
+        return 2 * len(wanted & _significant(question.title)) + len(
+            wanted & _significant(question.question)
+        )
+
+    return sorted(questions, key=score, reverse=True)
+
+
+@dataclass(frozen=True)
+class NewErrand:
+    """What the bot hands to an agent. `message_id` must be the same when a request is retried."""
+
+    message_id: str
+    name: str
+    email: str
+    subject: str
+    body: str
+    extradata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CentionClient:
+    """One per process (see `actions.runtime.client`), so the cache serves every conversation."""
+
+    def __init__(
+        self,
+        settings: CentionSettings,
+        http: HttpClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.http = http or HttpClient(
+            VENDOR,
+            timeout=settings.timeout_seconds,
+            retry=RetryPolicy(attempts=settings.retry_attempts),
+            error_message=error_text,
+        )
+        self._cache: TtlCache[Any] = TtlCache(settings.cache_ttl_seconds, clock=clock)
+
+    # -- library -------------------------------------------------------------------
+    async def search(self, phrase: str) -> list[LibraryQuestion]:
+        """Questions matching `phrase` that customers may see, best match first."""
+        query = normalise_query(phrase)
+        if not query:
+            return []
+        result: list[LibraryQuestion] = await self._cache.get(
+            ("search", query), lambda: self._search(query)
+        )
+        return list(result)
+
+    async def popular(self) -> list[LibraryQuestion]:
+        """The top-list questions customers may see, in Cention's order."""
+        result: list[LibraryQuestion] = await self._cache.get(("toplist",), self._popular)
+        return list(result)
+
+    async def question(self, question_id: str) -> LibraryQuestion | None:
+        """One question by id, or None when it does not exist or customers may not see it."""
+        question_id = str(question_id).strip()
+        if not _ID.match(question_id):
+            return None
+        allowed = await self._allowed_questions()
+        if allowed is not None and question_id not in allowed:
+            return None
+        found: LibraryQuestion | None = await self._cache.get(
+            ("question", question_id), lambda: self._question(question_id)
+        )
+        return found
+
+    async def _search(self, query: str) -> list[LibraryQuestion]:
+        allowed = await self._allowed_questions()
+        document = await self._get(
+            QUESTION_TYPE, {"q_filter[phrase]": query, "q_filter[option]": "all"}
+        )
+        return rank(query, self._visible(document, allowed))
+
+    async def _popular(self) -> list[LibraryQuestion]:
+        allowed = await self._allowed_questions()
+        document = await self._get(QUESTION_TYPE, {"filter[toplist]": "true"})
+        return self._visible(document, allowed)
+
+    async def _question(self, question_id: str) -> LibraryQuestion | None:
+        try:
+            document = await self._get(f"{QUESTION_TYPE}/{question_id}")
+        except RejectedInput as exc:
+            if exc.status == 404:
+                return None
+            raise
+        found = [q for q in document.resources() if q.type == QUESTION_TYPE]
+        return _library_question(found[0]) if found else None
+
+    def _visible(self, document: Document, allowed: frozenset[str] | None) -> list[LibraryQuestion]:
+        return [
+            _library_question(resource)
+            for resource in document.resources()
+            if resource.type == QUESTION_TYPE and (allowed is None or resource.key in allowed)
+        ]
+
+    async def _allowed_questions(self) -> frozenset[str] | None:
+        """Ids of the questions customers may see; None when internal libraries are allowed."""
+        if self.settings.allow_internal_libraries:
+            return None
+        allowed: frozenset[str] = await self._cache.get(("external",), self._external_questions)
+        return allowed
+
+    async def _external_questions(self) -> frozenset[str]:
+        """Questions listed by the external libraries, and by their external sub-libraries.
+
+        Categories are not followed: in Cention a category can group questions of several
+        libraries, internal ones included, so only a library's own `questions` count.
+        """
+        document = await self._get("c3_external_libraries")
+        libraries = {r.key: r for r in document.resources()}
+        allowed: set[str] = set()
+        seen: set[str] = set()
+        pending = list(libraries)
+        while pending:
+            key = pending.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            library = libraries[key]
+            allowed.update(q.key for q in library.related("questions") if q.type == QUESTION_TYPE)
+            pending.extend(s.key for s in library.related("libraries") if s.key in libraries)
+        return frozenset(allowed)
+
+    # -- errands -------------------------------------------------------------------
+    async def create_errand(self, errand: NewErrand) -> str:
+        """Create the errand and return its id (Cention's reference for it)."""
+        body = {
+            "data": {
+                "type": "c3_new_errands",
+                "attributes": {
+                    "msg": {
+                        "message_id": errand.message_id,
+                        "name": errand.name,
+                        "from": errand.email,
+                        "subject": errand.subject,
+                        "body": errand.body,
+                        "html_body": "",
+                        "attachments": [],
+                    },
+                    "extradata": {"message_id": errand.message_id, **errand.extradata},
+                },
+            }
+        }
+        reply = await self.http.request(
+            "POST",
+            self._url("c3_new_errands"),
+            data=json.dumps(body).encode(),
+            headers={**self._headers(self.settings.errand_jwt),
+                     "Content-Type": JSONAPI_MEDIA_TYPE},
+        )
+        created = self._document(reply).resources()
+        if len(created) != 1 or created[0].type != "c3_new_errands" or not created[0].key:
+            raise MalformedReply(VENDOR, "c3_new_errands reply without an errand id")
+        return created[0].key
+
+    # -- transport -----------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return f"{self.settings.base_url}/capi/json/{path}"
+
+    def _headers(self, jwt: str) -> dict[str, str]:
+        if not jwt:
+            raise ConfigurationError(VENDOR, "no token configured for this request")
+        return {"Authorization": f"Bearer {jwt}", "Accept": JSONAPI_MEDIA_TYPE}
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Document:
+        reply = await self.http.request(
+            "GET", self._url(path), params=params, headers=self._headers(self.settings.library_jwt)
+        )
+        return self._document(reply)
+
+    def _document(self, reply: HttpResponse) -> Document:
+        body = reply.json()
+        document = parse_model(Document, body, VENDOR)
+        if document.errors and document.data is None:
+            raise RejectedInput(VENDOR, f"error document with HTTP {reply.status}",
+                                status=reply.status, vendor_message=error_text(body))
+        return document
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _library_question(resource: Resource) -> LibraryQuestion:
+    attributes = resource.attributes
+    subject = html_to_text(_text(attributes.get("subject")))
+    question = html_to_text(_text(attributes.get("question")))
+    answer_html = _text(attributes.get("answer"))
+    return LibraryQuestion(
+        id=resource.key,
+        title=subject or question.split("\n", 1)[0],
+        question=question,
+        answer=html_to_text(answer_html),
+        answer_html=answer_html,
+    )

@@ -1,0 +1,279 @@
+"""The HTTP layer every vendor client shares.
+
+One `aiohttp.ClientSession` per process and event loop, opened on first use and closed on
+shutdown; per-request timeouts; retries with exponential backoff and jitter (tenacity) that
+honour `Retry-After`; and translation of transport failures and HTTP statuses into the typed
+errors of `rasa_service_desk.clients.errors`.
+
+Retry rules, chosen so a retry can never create a second ticket, errand or loop:
+- idempotent requests (GET, PUT, DELETE, HEAD, or a POST the client marks idempotent) are
+  retried after connection errors, timeouts and 429/502/503/504;
+- other POSTs are retried only when the vendor cannot have acted on them: the connection was
+  never established, or the vendor answered 429 or 503 (it refused the request unprocessed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+)
+
+from rasa_service_desk.clients.errors import (
+    AuthenticationError,
+    IntegrationError,
+    MalformedReply,
+    RateLimited,
+    RejectedInput,
+    VendorUnavailable,
+)
+from rasa_service_desk.clients.redact import redact
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+UNPROCESSED_STATUSES = frozenset({429, 503})
+
+ErrorMessageExtractor = Callable[[Any], str]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times and how patiently a request is retried."""
+
+    attempts: int = 3
+    initial_wait: float = 0.2
+    max_wait: float = 5.0
+    jitter: float = 0.2
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """A fully read reply: status, headers and body, decoupled from the connection."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+    vendor: str
+
+    def json(self) -> Any:
+        """Decode the body as JSON, or raise `MalformedReply`."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise MalformedReply(
+                self.vendor, f"reply to {redact(self.url)} is not JSON (HTTP {self.status})"
+            ) from None
+
+
+class _RetryableStatus(Exception):
+    """Internal: a status worth another attempt; carries the reply for the final error."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+class _Transport(Exception):
+    """Internal: the request failed below HTTP; `sent` tells whether it may have arrived."""
+
+    def __init__(self, cause: BaseException, sent: bool) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+        self.sent = sent
+
+
+_sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+
+
+def shared_session() -> aiohttp.ClientSession:
+    """Return the process's session for the running loop, opening it on first use."""
+    loop = asyncio.get_running_loop()
+    session = _sessions.get(loop)
+    if session is None or session.closed:
+        for stale in [lp for lp in _sessions if lp.is_closed()]:
+            del _sessions[stale]
+        connector = aiohttp.TCPConnector(limit=200, limit_per_host=100, ttl_dns_cache=300)
+        session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        _sessions[loop] = session
+    return session
+
+
+async def close_shared_sessions() -> None:
+    """Close the session of the running loop (called on server shutdown)."""
+    loop = asyncio.get_running_loop()
+    session = _sessions.pop(loop, None)
+    if session is not None and not session.closed:
+        await session.close()
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class HttpClient:
+    """Sends one vendor's requests with its timeouts and retry policy.
+
+    `error_message` pulls the vendor's own explanation out of an error body (each vendor
+    shapes errors differently); it is kept for logs and `RejectedInput.vendor_message`.
+    """
+
+    vendor: str
+    timeout: float = 10.0
+    connect_timeout: float = 3.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    error_message: ErrorMessageExtractor | None = None
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        data: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: float | None = None,
+    ) -> HttpResponse:
+        """Send a request and return the reply of a 2xx status; raise a typed error otherwise."""
+        method = method.upper()
+        safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+
+        def retryable(exc: BaseException) -> bool:
+            if isinstance(exc, _RetryableStatus):
+                return safe_to_repeat or exc.response.status in UNPROCESSED_STATUSES
+            if isinstance(exc, _Transport):
+                return safe_to_repeat or not exc.sent
+            return False
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(1, self.retry.attempts)),
+            wait=self._wait,
+            retry=retry_if_exception(retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._send_once(
+                        method, url, json_body, data, params, headers, timeout
+                    )
+        except _RetryableStatus as exc:
+            raise self._status_error(exc.response) from None
+        except _Transport as exc:
+            if isinstance(exc.cause, asyncio.TimeoutError):
+                raise VendorUnavailable(self.vendor, f"{method} timed out") from None
+            raise VendorUnavailable(
+                self.vendor, f"{method} failed: {type(exc.cause).__name__}"
+            ) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def request_json(self, method: str, url: str, **kwargs: Any) -> Any:
+        """`request()` and decode the JSON reply."""
+        return (await self.request(method, url, **kwargs)).json()
+
+    def _wait(self, state: RetryCallState) -> float:
+        exponential = self.retry.initial_wait * 2 ** (state.attempt_number - 1)
+        backoff = min(self.retry.max_wait, exponential) + random.uniform(0, self.retry.jitter)
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, _RetryableStatus):
+            hint = _retry_after(exc.response.headers)
+            if hint is not None:
+                return min(self.retry.max_wait, max(backoff, hint))
+        return backoff
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        json_body: Any,
+        data: Any,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        timeout: float | None,
+    ) -> HttpResponse:
+        started = time.perf_counter()
+        client_timeout = aiohttp.ClientTimeout(
+            total=timeout or self.timeout, sock_connect=self.connect_timeout
+        )
+        try:
+            async with shared_session().request(
+                method,
+                url,
+                json=json_body,
+                data=data,
+                params=params,
+                headers=headers,
+                timeout=client_timeout,
+            ) as resp:
+                body = await resp.read()
+                reply = HttpResponse(
+                    resp.status, dict(resp.headers), body, str(resp.url), self.vendor
+                )
+        except (aiohttp.ClientConnectorError, aiohttp.ServerFingerprintMismatch) as exc:
+            raise _Transport(exc, sent=False) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _Transport(exc, sent=True) from None
+        if logger.isEnabledFor(logging.DEBUG):  # redacting costs; skip it when not logged
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            logger.debug(
+                "%s %s %s -> %s in %.0f ms",
+                self.vendor, method, redact(reply.url), reply.status, elapsed_ms,
+            )
+        if reply.status in RETRYABLE_STATUSES:
+            raise _RetryableStatus(reply)
+        if reply.status >= 400:
+            raise self._status_error(reply)
+        return reply
+
+    def _vendor_message(self, reply: HttpResponse) -> str:
+        if self.error_message is None:
+            return ""
+        try:
+            return self.error_message(json.loads(reply.body)) or ""
+        except Exception:
+            return ""
+
+    def _status_error(self, reply: HttpResponse) -> IntegrationError:
+        where = f"HTTP {reply.status}"
+        vendor_message = self._vendor_message(reply)
+        if vendor_message:
+            logger.warning("%s %s: %s", self.vendor, where, redact(vendor_message))
+        details = {"status": reply.status, "vendor_message": vendor_message}
+        if reply.status == 429:
+            return RateLimited(
+                self.vendor, where, retry_after=_retry_after(reply.headers), **details
+            )
+        if reply.status in (401, 403):
+            return AuthenticationError(self.vendor, where, **details)  # type: ignore[arg-type]
+        if 400 <= reply.status < 500:
+            return RejectedInput(self.vendor, where, **details)  # type: ignore[arg-type]
+        return VendorUnavailable(self.vendor, where, **details)  # type: ignore[arg-type]

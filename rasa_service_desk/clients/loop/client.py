@@ -1,0 +1,368 @@
+"""Async client of Loop's V1 REST API: locations, loop types, custom fields, surveys,
+responses and loops.
+
+Authentication: Loop takes its token as the `authToken` query parameter of every request.
+It is added as a request parameter (never baked into a stored URL), registered with the log
+redaction, and the HTTP layer only ever logs redacted URLs.
+
+Caches (one client per process, shared by every conversation):
+- the location, loop type and custom field ids are cached for the life of the process:
+  Loop documents ids as immutable and these are account configuration;
+- the survey is cached for `LOOP_SURVEY_CACHE_SECONDS` (5 minutes by default), so a survey
+  edited in Loop reaches the bot without a restart.
+
+Where the documentation is silent:
+- error bodies: the message is taken from `error`, `message` or `errors` if present;
+- single-object lookups (`/locations/<shortcode>`, `/customfields/<shortcode>`,
+  `/surveys/<shortcode>`) may answer the object itself, `{"<kind>": {...}}` or a one-item
+  list under the plural key; all are accepted;
+- listings are read from the plural key (`locations`, `loopTypes`/`looptypes`, ...) or a
+  bare JSON list;
+- a location, survey, loop type or custom field that Loop does not know (404, or absent
+  from a listing) is a `ConfigurationError`: the operator must fix a setting, and the
+  customer gets the "service unavailable" answer instead of a vague rejection;
+- `GET /surveys?location=` is sent the location's shortcode (as in the documentation's
+  example), or its id when it has no shortcode;
+- `POST /responses` does not name the survey (the documented example does not either):
+  the category ids identify it;
+- `customFields` of a new loop is sent as a list of one-entry objects `[{"<field id>": value}]`.
+
+Retries: GETs are retried by the HTTP layer; the two POSTs are not (a repeated response or
+loop would be a duplicate), except when Loop demonstrably did not process them (429/503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel
+
+from rasa_service_desk.clients.compat import parse_model
+from rasa_service_desk.clients.errors import ConfigurationError, MalformedReply, RejectedInput
+from rasa_service_desk.clients.http import HttpClient, RetryPolicy
+from rasa_service_desk.clients.loop.models import (
+    BOOL,
+    TEXT,
+    CreatedLoop,
+    CustomField,
+    Location,
+    LoopSummary,
+    LoopType,
+    ResponseReceipt,
+    Survey,
+)
+from rasa_service_desk.clients.loop.settings import LoopSettings
+
+logger = logging.getLogger(__name__)
+
+VENDOR = "loop"
+OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+
+M = TypeVar("M", bound=BaseModel)
+Answer = bool | str
+
+
+def error_message(body: Any) -> str:
+    """Loop's own explanation from an error body (shape undocumented, so be lenient)."""
+    if isinstance(body, dict):
+        for key in ("error", "message", "errors", "detail"):
+            value = body.get(key)
+            if isinstance(value, str):
+                return value
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return str(value["message"])
+            if isinstance(value, list) and value:
+                return "; ".join(str(item) for item in value)
+    return ""
+
+
+def iso_timestamp(moment: datetime | None = None) -> str:
+    """ISO 8601 in UTC with milliseconds, as in Loop's example: `2015-04-14T22:33:36.164Z`."""
+    moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class LoopUser:
+    """The customer as Loop's `user` object; every part is optional."""
+
+    name: str | None = None
+    email: str | None = None
+    sms: str | None = None
+
+    def as_json(self) -> dict[str, str]:
+        return {key: value for key, value in
+                (("name", self.name), ("email", self.email), ("sms", self.sms)) if value}
+
+
+class LoopClient:
+    """One per process (see `actions.runtime.client`); caches account configuration."""
+
+    def __init__(
+        self, settings: LoopSettings, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not settings.base_url or not settings.auth_token.get_secret_value():
+            raise ConfigurationError(VENDOR, "LOOP_BASE_URL and LOOP_AUTH_TOKEN must be set")
+        self.settings = settings
+        self._clock = clock
+        self._http = HttpClient(
+            VENDOR,
+            timeout=settings.timeout_seconds,
+            retry=RetryPolicy(attempts=settings.retry_attempts),
+            error_message=error_message,
+        )
+        self._locations: dict[str, Location] = {}
+        self._loop_types: list[LoopType] | None = None
+        self._custom_fields: dict[str, CustomField] = {}
+        self._surveys: dict[str, tuple[float, Survey]] = {}
+        #: Serialises cache misses, so customers arriving together cause one lookup.
+        self._lock = asyncio.Lock()
+
+    # -- transport ----------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return f"{self.settings.base_url}{path}"
+
+    def _params(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {**(extra or {}), "authToken": self.settings.auth_token.get_secret_value()}
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        return await self._http.request_json("GET", self._url(path), params=self._params(params))
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        return await self._http.request_json(
+            "POST", self._url(path), json_body=body, params=self._params()
+        )
+
+    async def _lookup(self, path: str, setting: str, what: str) -> Any:
+        """GET a single configured object; a 404 means the setting names nothing."""
+        try:
+            return await self._get(path)
+        except RejectedInput as exc:
+            if exc.status == 404:
+                raise ConfigurationError(VENDOR, f"{setting}: Loop knows no such {what}") from None
+            raise
+
+    @staticmethod
+    def _items(body: Any, *keys: str) -> list[Any]:
+        if isinstance(body, list):
+            return body
+        if isinstance(body, dict):
+            for key in keys:
+                if isinstance(body.get(key), list):
+                    return list(body[key])
+        raise MalformedReply(VENDOR, f"expected a list under {keys[0]!r}")
+
+    @classmethod
+    def _single(cls, body: Any, singular: str, plural: str) -> Any:
+        if isinstance(body, dict) and isinstance(body.get(singular), dict):
+            return body[singular]
+        if isinstance(body, dict) and isinstance(body.get(plural), list):
+            items = body[plural]
+            if not items:
+                raise MalformedReply(VENDOR, f"empty {plural!r} list")
+            return items[0]
+        return body
+
+    @staticmethod
+    def _parse_all(model: type[M], items: list[Any]) -> list[M]:
+        return [parse_model(model, item, VENDOR) for item in items]
+
+    # -- account configuration (cached) --------------------------------------------
+    async def locations(self) -> list[Location]:
+        """Every location of the account."""
+        body = await self._get("/locations")
+        return self._parse_all(Location, self._items(body, "locations"))
+
+    async def location(self, id_or_shortcode: str | None = None) -> Location:
+        """The location by id or shortcode (default `LOOP_LOCATION`), cached for good."""
+        key = (id_or_shortcode or self.settings.location).strip()
+        if not key:
+            raise ConfigurationError(VENDOR, "LOOP_LOCATION is not set")
+        cached = self._locations.get(key)
+        if cached is not None:
+            return cached
+        async with self._lock:
+            if key not in self._locations:
+                self._locations[key] = await self._fetch_location(key)
+        return self._locations[key]
+
+    async def _fetch_location(self, key: str) -> Location:
+        if OBJECT_ID.match(key):
+            found = next((loc for loc in await self.locations() if loc.id == key), None)
+            if found is None:
+                raise ConfigurationError(VENDOR, "LOOP_LOCATION: Loop knows no such location")
+        else:
+            body = await self._lookup(
+                f"/locations/{quote(key, safe='')}", "LOOP_LOCATION", "location"
+            )
+            found = parse_model(Location, self._single(body, "location", "locations"), VENDOR)
+        return found
+
+    async def loop_types(self) -> list[LoopType]:
+        """The account's loop types, fetched once (they are account configuration)."""
+        async with self._lock:
+            if self._loop_types is None:
+                body = await self._get("/looptypes")
+                self._loop_types = self._parse_all(
+                    LoopType, self._items(body, "loopTypes", "looptypes", "loop_types", "types")
+                )
+            return self._loop_types
+
+    async def loop_type_id(self, name: str | None = None) -> str:
+        """The id of loop type `name` (default `LOOP_LOOP_TYPE`): its id, shortcode or title."""
+        wanted = (name or self.settings.loop_type).strip()
+        if not wanted:
+            raise ConfigurationError(VENDOR, "LOOP_LOOP_TYPE is not set")
+        for loop_type in await self.loop_types():
+            if any(candidate.casefold() == wanted.casefold() for candidate in loop_type.names()):
+                return loop_type.id
+        raise ConfigurationError(VENDOR, "LOOP_LOOP_TYPE: Loop knows no such loop type")
+
+    async def custom_field(self, shortcode: str) -> CustomField:
+        """The custom field by shortcode, cached for good."""
+        cached = self._custom_fields.get(shortcode)
+        if cached is not None:
+            return cached
+        async with self._lock:
+            cached = self._custom_fields.get(shortcode)
+            if cached is not None:
+                return cached
+            body = await self._lookup(
+                f"/customfields/{quote(shortcode, safe='')}",
+                "LOOP_CUSTOM_FIELDS",
+                f"custom field {shortcode!r}",
+            )
+            cached = parse_model(
+                CustomField, self._single(body, "customfield", "customfields"), VENDOR
+            )
+            self._custom_fields[shortcode] = cached
+        return cached
+
+    async def custom_fields(self) -> list[CustomField]:
+        """Every custom field of the account (not cached: for setup and diagnostics)."""
+        body = await self._get("/customfields")
+        return self._parse_all(CustomField, self._items(body, "customfields", "customFields"))
+
+    # -- surveys ---------------------------------------------------------------------
+    async def survey(self) -> Survey:
+        """The survey to run: `LOOP_SURVEY` by shortcode, else the location's survey.
+        Reused for `LOOP_SURVEY_CACHE_SECONDS`."""
+        key = self.settings.survey or f"location:{self.settings.location}"
+        location = None if self.settings.survey else await self.location()
+        async with self._lock:
+            cached = self._surveys.get(key)
+            now = self._clock()
+            if cached is not None and now - cached[0] < self.settings.survey_cache_seconds:
+                return cached[1]
+            if self.settings.survey:
+                survey = await self.survey_by_shortcode(self.settings.survey)
+            else:
+                survey = await self.survey_for_location(location)
+            self._surveys[key] = (now, survey)
+            return survey
+
+    async def survey_by_shortcode(self, shortcode: str) -> Survey:
+        body = await self._lookup(f"/surveys/{quote(shortcode, safe='')}", "LOOP_SURVEY", "survey")
+        return parse_model(Survey, self._single(body, "survey", "surveys"), VENDOR)
+
+    async def survey_for_location(self, location: Location | None = None) -> Survey:
+        location = location or await self.location()
+        body = await self._get("/surveys", {"location": location.shortcode or location.id})
+        surveys = self._parse_all(Survey, self._items(body, "surveys"))
+        if not surveys:
+            raise ConfigurationError(VENDOR, "LOOP_LOCATION: Loop has no survey for the location")
+        return surveys[0]
+
+    async def surveys(self) -> list[Survey]:
+        """Every survey of the account."""
+        return self._parse_all(Survey, self._items(await self._get("/surveys"), "surveys"))
+
+    async def submit_response(
+        self, survey: Survey, answers: Mapping[str, Answer], *, when: datetime | None = None
+    ) -> ResponseReceipt:
+        """Send one response to `survey`: `answers` maps categoryId -> bool or text.
+
+        Answers are checked against the survey first (unknown category, wrong value type),
+        so a mistake is a `RejectedInput` before anything reaches Loop.
+        """
+        responses = []
+        for question in survey.questions:
+            if question.categoryId not in answers:
+                continue
+            value = answers[question.categoryId]
+            if (question.type == BOOL) != isinstance(value, bool) or (
+                question.type == TEXT and not isinstance(value, str)
+            ):
+                raise RejectedInput(VENDOR, f"answer to {question.categoryId} has the wrong type")
+            responses.append({"categoryId": question.categoryId, "value": value})
+        unknown = set(answers) - {q.categoryId for q in survey.questions}
+        if unknown or not responses:
+            raise RejectedInput(VENDOR, "answers do not match the survey's questions")
+        location = await self.location()
+        body = {
+            "source": self.settings.source,
+            "location": location.id,
+            "responses": responses,
+            "timestamp": iso_timestamp(when),
+        }
+        if self.settings.device_id:
+            body["deviceId"] = self.settings.device_id
+        reply = await self._post("/responses", body)
+        receipt = parse_model(ResponseReceipt, reply, VENDOR)
+        logger.info("loop: response %s stored%s", receipt.id,
+                    f", loop {receipt.loopId} opened" if receipt.loopId else "")
+        return receipt
+
+    # -- loops -----------------------------------------------------------------------
+    async def create_loop(
+        self,
+        description: str,
+        *,
+        title: str | None = None,
+        user: LoopUser | None = None,
+        custom_fields: Mapping[str, str] | None = None,
+        when: datetime | None = None,
+    ) -> CreatedLoop:
+        """Open a loop at the configured location. `custom_fields` maps custom field
+        shortcodes to values; they are resolved to ids (cached)."""
+        if not description.strip():
+            raise RejectedInput(VENDOR, "a loop needs a description")
+        location = await self.location()
+        body: dict[str, Any] = {
+            "source": self.settings.source,
+            "location": location.id,
+            "loopType": await self.loop_type_id(),
+            "description": description,
+            "timestamp": iso_timestamp(when),
+        }
+        if self.settings.device_id:
+            body["deviceId"] = self.settings.device_id
+        if title:
+            body["title"] = title
+        if user is not None and user.as_json():
+            body["user"] = user.as_json()
+        fields = []
+        for shortcode, value in (custom_fields or {}).items():
+            field = await self.custom_field(shortcode)
+            fields.append({field.id: value})
+        if fields:
+            body["customFields"] = fields
+        reply = await self._post("/loops", body)
+        if isinstance(reply, dict) and "id" not in reply and "loopId" in reply:
+            reply = {"id": reply["loopId"], "url": reply.get("loopUrl")}
+        created = parse_model(CreatedLoop, reply, VENDOR)
+        logger.info("loop: loop %s created", created.id)
+        return created
+
+    async def loops_for_customer(self, customer_id: str) -> list[LoopSummary]:
+        """Every loop created by the Loop user `customer_id`."""
+        body = await self._get("/loops", {"customer": customer_id})
+        return self._parse_all(LoopSummary, self._items(body, "loops"))

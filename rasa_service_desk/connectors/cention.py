@@ -1,0 +1,240 @@
+"""Cention callback channel: an agent's answer to an errand comes back into the conversation.
+
+Add to `credentials.yml` (Rasa expands `${VAR}`; keys left out fall back to the variables
+in brackets):
+
+    rasa_service_desk.connectors.cention.CentionInput:
+      api_secret: ${CENTION_CALLBACK_SECRET}   # required (CENTION_CALLBACK_SECRET)
+      base_url: https://api.cention.com/s/demo # attachment host (CENTION_BASE_URL)
+      attachment_token: ${CENTION_ATTACHMENT_TOKEN}  # JWT with the attachment claim
+                                               # (CENTION_ATTACHMENT_TOKEN, else CENTION_TOKEN)
+      registry_path: cention_errands.sqlite3   # (CENTION_ERRAND_REGISTRY)
+      max_body_bytes: 1048576
+
+and set Cention's callback endpoint to `https://<rasa host>/webhooks/cention/webhook`.
+
+The answer reaches the conversation that created the errand as a user message with the intent
+`cention_agent_answer` and the entities `cention_errand_id`, `cention_answer_text` and
+`cention_attachment_names`, so the designer's rules decide what the bot says. The message is
+given to Rasa already parsed (`UserMessage.parse_data`, which Rasa uses instead of the NLU
+pipeline), and its text is the same in Rasa's `/intent{...}` syntax for the tracker's record.
+The bot's reply goes out through the customer's latest channel when that channel can push
+(`get_output_channel()`); otherwise it is stored in the tracker and shown at the next turn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import (
+    CollectingOutputChannel,
+    InputChannel,
+    OutputChannel,
+    UserMessage,
+)
+from rasa.shared.core.events import UserUttered
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from rasa_service_desk.clients.cention.callback import (
+    DEFAULT_MAX_BODY_BYTES,
+    AgentAnswer,
+    AttachmentFetcher,
+    CallbackHandler,
+    CallbackOutcome,
+    read_request_body,
+)
+from rasa_service_desk.clients.cention.errand_registry import DEFAULT_PATH, ErrandRegistry
+from rasa_service_desk.clients.errors import ConfigurationError
+from rasa_service_desk.clients.redact import install_redaction, register_secrets
+
+logger = logging.getLogger(__name__)
+
+INTENT = "cention_agent_answer"
+ENTITY_ERRAND_ID = "cention_errand_id"
+ENTITY_ANSWER_TEXT = "cention_answer_text"
+ENTITY_ATTACHMENT_NAMES = "cention_attachment_names"
+
+#: credentials.yml key -> environment variables read when the key is absent or empty.
+_ENV_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "api_secret": ("CENTION_CALLBACK_SECRET",),
+    "base_url": ("CENTION_BASE_URL",),
+    "attachment_token": ("CENTION_ATTACHMENT_TOKEN", "CENTION_TOKEN"),
+    "registry_path": ("CENTION_ERRAND_REGISTRY",),
+    "max_body_bytes": ("CENTION_CALLBACK_MAX_BODY_BYTES",),
+    "attachment_timeout": ("CENTION_ATTACHMENT_TIMEOUT_SECONDS",),
+}
+
+
+def _setting(credentials: dict[str, Any], key: str, default: str = "") -> str:
+    value = credentials.get(key)
+    if value is None or str(value).strip() == "":
+        for name in _ENV_FALLBACKS.get(key, ()):
+            if os.environ.get(name, "").strip():
+                return os.environ[name].strip()
+        return default
+    return str(value).strip()
+
+
+def _positive(key: str, raw: str, cast: Callable[[str], float]) -> float:
+    try:
+        value = cast(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigurationError("cention", f"connector setting {key} must be a positive number")
+    return value
+
+
+def message_parse_data(answer: AgentAnswer, attachment_names: tuple[str, ...]) -> dict[str, Any]:
+    """Rasa parse data for the answer: the intent with full confidence and its entities.
+
+    Attachment names are one comma-separated value, empty when there are none, so the slot
+    filled from it never keeps the names of an earlier answer.
+    """
+    values = {
+        ENTITY_ERRAND_ID: answer.errand_id,
+        ENTITY_ANSWER_TEXT: answer.text,
+        ENTITY_ATTACHMENT_NAMES: ", ".join(attachment_names),
+    }
+    text = f"/{INTENT}{json.dumps(values, ensure_ascii=False)}"
+    entities = [
+        {"entity": name, "value": value, "start": 0, "end": len(text), "extractor": "cention"}
+        for name, value in values.items()
+    ]
+    return {
+        "text": text,
+        "intent": {"name": INTENT, "confidence": 1.0},
+        "intent_ranking": [{"name": INTENT, "confidence": 1.0}],
+        "entities": entities,
+    }
+
+
+class CentionInput(InputChannel):
+    """Receives Cention's answer callback at `/webhooks/cention/webhook`."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "cention"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> CentionInput:
+        credentials = credentials or {}
+        secret = _setting(credentials, "api_secret")
+        if not secret:
+            raise ConfigurationError(
+                "cention",
+                "the callback connector needs api_secret in credentials.yml (or "
+                "CENTION_CALLBACK_SECRET): the Secret Key of Cention's callback settings",
+            )
+        base_url = _setting(credentials, "base_url")
+        token = _setting(credentials, "attachment_token")
+        max_body = int(_positive(
+            "max_body_bytes", _setting(credentials, "max_body_bytes",
+                                       str(DEFAULT_MAX_BODY_BYTES)), int))
+        timeout = _positive(
+            "attachment_timeout", _setting(credentials, "attachment_timeout", "10"), float)
+        if not base_url:
+            logger.warning("Cention connector: no base_url configured; attachment names of "
+                           "agent answers will not be fetched")
+        register_secrets([secret, token])
+        install_redaction()
+        handler = CallbackHandler(
+            api_secret=secret,
+            registry=ErrandRegistry(_setting(credentials, "registry_path", DEFAULT_PATH)),
+            fetcher=AttachmentFetcher(base_url.rstrip("/"), token, timeout=timeout),
+            max_body_bytes=max_body,
+        )
+        return cls(handler)
+
+    def __init__(self, handler: CallbackHandler) -> None:
+        self.handler = handler
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        webhook = Blueprint("cention_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"], stream=True)
+        async def receive(request: Request) -> HTTPResponse:
+            body = await read_request_body(request, self.handler.max_body_bytes)
+            outcome = await self.handler.handle(body)
+            if outcome.deliver:
+                try:
+                    await self._deliver(request, outcome, on_new_message)
+                except Exception:
+                    await self.handler.delivery_failed(outcome)
+                    logger.exception("Cention callback: answer to errand %s could not be "
+                                     "delivered", outcome.answer.errand_id if outcome.answer
+                                     else "?")
+                    return response.json({"status": "delivery_failed"}, status=500)
+            return response.json(outcome.body(), status=outcome.status)
+
+        return webhook
+
+    async def _deliver(
+        self,
+        request: Request,
+        outcome: CallbackOutcome,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    ) -> None:
+        answer, owner = outcome.answer, outcome.owner
+        assert answer is not None and owner is not None  # outcome.deliver says so
+        parse_data = message_parse_data(answer, outcome.attachment_names)
+        output = await self._output_channel(request, owner.sender_id, owner.channel)
+        message = UserMessage(
+            text=parse_data["text"],
+            output_channel=output,
+            sender_id=owner.sender_id,
+            parse_data=parse_data,
+            input_channel=self.name(),
+            metadata={"cention": {"errand_id": answer.errand_id,
+                                  "callback_id": answer.callback_id,
+                                  "subject": answer.subject}},
+        )
+        await on_new_message(message)
+        logger.info("Cention callback %s: answer to errand %s delivered via %s",
+                    answer.callback_id, answer.errand_id, output.name())
+
+    async def _output_channel(
+        self, request: Request, sender_id: str, recorded_channel: str | None
+    ) -> OutputChannel:
+        """The customer's latest channel if it can push, else a collecting channel."""
+        wanted = await self._latest_customer_channel(request, sender_id) or recorded_channel
+        channels = getattr(request.app.ctx, "input_channels", None) or []
+        for channel in channels:
+            if wanted and channel.name() == wanted and channel.name() != self.name():
+                try:
+                    output = channel.get_output_channel()
+                except Exception:
+                    logger.exception("Cention callback: channel %s cannot push", wanted)
+                    output = None
+                if output is not None:
+                    return output
+        return CollectingOutputChannel()
+
+    async def _latest_customer_channel(self, request: Request, sender_id: str) -> str | None:
+        """The input channel of the customer's latest own message (not this channel's)."""
+        agent = getattr(request.app.ctx, "agent", None)
+        store = getattr(agent, "tracker_store", None)
+        if store is None:
+            return None
+        try:
+            tracker = await store.retrieve(sender_id)
+        except Exception:
+            logger.exception("Cention callback: tracker of the conversation not readable")
+            return None
+        for event in reversed(tracker.events if tracker is not None else []):
+            if (isinstance(event, UserUttered) and event.input_channel
+                    and event.input_channel != self.name()):
+                return str(event.input_channel)
+        return None
