@@ -28,8 +28,6 @@ def action_server(sandbox: Sandbox) -> Iterator[ActionServer]:
 async def _close_http_sessions() -> AsyncIterator[None]:
     """Each test runs on its own event loop: close the shared HTTP session it opened."""
     yield
-    try:
-        from rasa_service_desk.clients.http import close_shared_sessions
-    except ImportError:  # .venv-rasa has Rasa's dependencies, not the action server's
-        return
+    from rasa_service_desk.clients.http import close_shared_sessions
+
     await close_shared_sessions()

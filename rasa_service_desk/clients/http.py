@@ -161,8 +161,15 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         timeout: float | None = None,
+        allow_redirects: bool = True,
+        max_body_bytes: int | None = None,
     ) -> HttpResponse:
-        """Send a request and return the reply of a 2xx status; raise a typed error otherwise."""
+        """Send a request and return the reply of a 2xx status; raise a typed error otherwise.
+
+        `allow_redirects=False` keeps a request on the host it was checked for (a redirect
+        answers as a 3xx error); `max_body_bytes` refuses a larger reply as malformed
+        without reading it whole.
+        """
         method = method.upper()
         safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
 
@@ -183,7 +190,8 @@ class HttpClient:
             async for attempt in retrying:
                 with attempt:
                     return await self._send_once(
-                        method, url, json_body, data, params, headers, timeout
+                        method, url, json_body, data, params, headers, timeout,
+                        allow_redirects, max_body_bytes,
                     )
         except _RetryableStatus as exc:
             raise self._status_error(exc.response) from None
@@ -219,6 +227,8 @@ class HttpClient:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
         timeout: float | None,
+        allow_redirects: bool = True,
+        max_body_bytes: int | None = None,
     ) -> HttpResponse:
         started = time.perf_counter()
         client_timeout = aiohttp.ClientTimeout(
@@ -233,8 +243,15 @@ class HttpClient:
                 params=params,
                 headers=headers,
                 timeout=client_timeout,
+                allow_redirects=allow_redirects,
             ) as resp:
-                body = await resp.read()
+                if max_body_bytes is None:
+                    body = await resp.read()
+                else:
+                    body = await resp.content.read(max_body_bytes + 1)
+                    if len(body) > max_body_bytes:
+                        raise MalformedReply(
+                            self.vendor, f"{method} reply larger than {max_body_bytes} bytes")
                 reply = HttpResponse(
                     resp.status, dict(resp.headers), body, str(resp.url), self.vendor
                 )
@@ -252,6 +269,9 @@ class HttpClient:
             raise _RetryableStatus(reply)
         if reply.status >= 400:
             raise self._status_error(reply)
+        if 300 <= reply.status < 400:  # only reached with allow_redirects=False
+            raise RejectedInput(self.vendor, f"{method} answered a redirect, not followed",
+                                status=reply.status)
         return reply
 
     def _vendor_message(self, reply: HttpResponse) -> str:

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
+from pydantic import Field, SecretStr, ValidationError
 from rasa.core.channels.channel import (
     CollectingOutputChannel,
     InputChannel,
@@ -50,8 +51,10 @@ from rasa_service_desk.clients.cention.callback import (
     read_request_body,
 )
 from rasa_service_desk.clients.cention.errand_registry import DEFAULT_PATH, ErrandRegistry
+from rasa_service_desk.clients.compat import field_check
 from rasa_service_desk.clients.errors import ConfigurationError
 from rasa_service_desk.clients.redact import install_redaction, register_secrets
+from rasa_service_desk.clients.settings import EnvironmentSettings
 
 logger = logging.getLogger(__name__)
 
@@ -60,35 +63,73 @@ ENTITY_ERRAND_ID = "cention_errand_id"
 ENTITY_ANSWER_TEXT = "cention_answer_text"
 ENTITY_ATTACHMENT_NAMES = "cention_attachment_names"
 
-#: credentials.yml key -> environment variables read when the key is absent or empty.
-_ENV_FALLBACKS: dict[str, tuple[str, ...]] = {
-    "api_secret": ("CENTION_CALLBACK_SECRET",),
-    "base_url": ("CENTION_BASE_URL",),
-    "attachment_token": ("CENTION_ATTACHMENT_TOKEN", "CENTION_TOKEN"),
-    "registry_path": ("CENTION_ERRAND_REGISTRY",),
-    "max_body_bytes": ("CENTION_CALLBACK_MAX_BODY_BYTES",),
-    "attachment_timeout": ("CENTION_ATTACHMENT_TIMEOUT_SECONDS",),
+class CentionConnectorSettings(EnvironmentSettings):
+    """The callback channel's settings: a credentials.yml key wins, else `CENTION_*` from the
+    environment or `.env` of Rasa's working directory, read exactly like the action server's.
+    """
+
+    env_prefix: ClassVar[str] = "CENTION_"
+
+    callback_secret: SecretStr = SecretStr("")
+    base_url: str = ""
+    attachment_token: SecretStr = SecretStr("")
+    #: The one JWT for every claim, used when no attachment token is set.
+    token: SecretStr = SecretStr("")
+    errand_registry: str = DEFAULT_PATH
+    callback_max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    attachment_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_check("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be the workspace URL, like https://api.cention.com/s/demo")
+        return value
+
+    @property
+    def attachment_jwt(self) -> str:
+        own = self.attachment_token.get_secret_value()
+        return own or self.token.get_secret_value()
+
+
+#: credentials.yml key -> settings field (the keys predate the shared settings).
+CREDENTIAL_KEYS: dict[str, str] = {
+    "api_secret": "callback_secret",
+    "base_url": "base_url",
+    "attachment_token": "attachment_token",
+    "registry_path": "errand_registry",
+    "max_body_bytes": "callback_max_body_bytes",
+    "attachment_timeout": "attachment_timeout_seconds",
 }
 
 
-def _setting(credentials: dict[str, Any], key: str, default: str = "") -> str:
-    value = credentials.get(key)
-    if value is None or str(value).strip() == "":
-        for name in _ENV_FALLBACKS.get(key, ()):
-            if os.environ.get(name, "").strip():
-                return os.environ[name].strip()
-        return default
-    return str(value).strip()
-
-
-def _positive(key: str, raw: str, cast: Callable[[str], float]) -> float:
+def connector_settings(credentials: dict[str, Any] | None) -> CentionConnectorSettings:
+    """The settings from credentials.yml over the environment; `ConfigurationError` names
+    every problem. Unknown credentials keys are refused, so a typo is not silently ignored."""
+    credentials = credentials or {}
+    unknown = sorted(set(credentials) - set(CREDENTIAL_KEYS))
+    if unknown:
+        raise ConfigurationError(
+            "cention", f"unknown key(s) {', '.join(unknown)} under the Cention connector in "
+            f"credentials.yml; known: {', '.join(CREDENTIAL_KEYS)}")
+    values: dict[str, Any] = CentionConnectorSettings.read_environment()
+    values.update({CREDENTIAL_KEYS[key]: str(value).strip() for key, value in credentials.items()
+                   if value is not None and str(value).strip()})
     try:
-        value = cast(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ConfigurationError("cention", f"connector setting {key} must be a positive number")
-    return value
+        return CentionConnectorSettings(**values)
+    except ValidationError as exc:
+        keys = {field: key for key, field in CREDENTIAL_KEYS.items()}
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            where = CentionConnectorSettings.env_name(field)
+            if field in keys:
+                where = f"{keys[field]} ({where})"
+            problems.append(f"{where}: {error['msg']}")
+        raise ConfigurationError(
+            "cention", "invalid connector settings in credentials.yml or the environment:\n  "
+            + "\n  ".join(problems)) from None
 
 
 def message_parse_data(answer: AgentAnswer, attachment_names: tuple[str, ...]) -> dict[str, Any]:
@@ -124,31 +165,31 @@ class CentionInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> CentionInput:
-        credentials = credentials or {}
-        secret = _setting(credentials, "api_secret")
+        settings = connector_settings(credentials)
+        secret = settings.callback_secret.get_secret_value()
         if not secret:
             raise ConfigurationError(
                 "cention",
                 "the callback connector needs api_secret in credentials.yml (or "
                 "CENTION_CALLBACK_SECRET): the Secret Key of Cention's callback settings",
             )
-        base_url = _setting(credentials, "base_url")
-        token = _setting(credentials, "attachment_token")
-        max_body = int(_positive(
-            "max_body_bytes", _setting(credentials, "max_body_bytes",
-                                       str(DEFAULT_MAX_BODY_BYTES)), int))
-        timeout = _positive(
-            "attachment_timeout", _setting(credentials, "attachment_timeout", "10"), float)
-        if not base_url:
+        if not settings.base_url:
             logger.warning("Cention connector: no base_url configured; attachment names of "
                            "agent answers will not be fetched")
-        register_secrets([secret, token])
+        register_secrets([secret, settings.attachment_jwt])
         install_redaction()
+        try:
+            registry = ErrandRegistry(settings.errand_registry)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigurationError(
+                "cention", f"registry_path (CENTION_ERRAND_REGISTRY) cannot be opened: "
+                f"{type(exc).__name__}") from None
         handler = CallbackHandler(
             api_secret=secret,
-            registry=ErrandRegistry(_setting(credentials, "registry_path", DEFAULT_PATH)),
-            fetcher=AttachmentFetcher(base_url.rstrip("/"), token, timeout=timeout),
-            max_body_bytes=max_body,
+            registry=registry,
+            fetcher=AttachmentFetcher(settings.base_url, settings.attachment_jwt,
+                                      timeout=settings.attachment_timeout_seconds),
+            max_body_bytes=settings.callback_max_body_bytes,
         )
         return cls(handler)
 

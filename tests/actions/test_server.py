@@ -50,3 +50,42 @@ def test_half_configured_vendor_stops_startup_naming_the_variables(tmp_path: obj
     for field in rest:
         assert cls.env_name(field) in proc.stderr
     assert "only-one-credential-value" not in proc.stderr + proc.stdout
+
+
+def _start_only(package: str, env: dict[str, str], cwd: object) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "rasa_sdk", "--actions", package,
+               "--port", str(free_port())]
+    return subprocess.Popen(command, env={"PATH": "/usr/bin:/bin", **env}, cwd=str(cwd),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_one_integration_alone_reads_no_setting_of_the_others(tmp_path: object) -> None:
+    """Serving only Benti: the other vendors' settings are not read, so even broken ones do
+    not stop it, and its log names Benti alone."""
+    env = {"SANDBOX": "1", "LOOP_CUSTOM_FIELDS": "not json", "IMBEE_DEFAULT_REGION": "Spain",
+           "CENTION_MAX_SUGGESTIONS": "lots", "CENTION_TOKEN": "half-configured"}
+    proc = _start_only("rasa_service_desk.actions.benti", env, tmp_path)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "benti: enabled" in line:
+                break
+        log = "".join(lines)
+    finally:
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=30)
+    log += rest
+    assert "benti: enabled" in log
+    for other in ("cention", "imbee", "loop"):
+        assert other not in log.lower()
+
+
+def test_a_broken_setting_of_an_enabled_integration_stops_startup(tmp_path: object) -> None:
+    proc = _start_only("rasa_service_desk.actions.loop", {"LOOP_CUSTOM_FIELDS": "not json"},
+                       tmp_path)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "LOOP_CUSTOM_FIELDS" in out
+    assert "Traceback" not in out

@@ -53,15 +53,8 @@ from tests.clients.test_cention_callback import (
 pytestmark = pytest.mark.rasa
 
 ROOT = Path(__file__).resolve().parents[2]
-DOMAIN_FILE = ROOT / "domain" / "cention_connector.yml"
+DOMAIN_FILES = [str(ROOT / "domain" / "shared.yml"), str(ROOT / "domain" / "cention.yml")]
 WEBHOOK = "/webhooks/cention/webhook"
-
-
-@pytest.fixture(autouse=True)
-async def _close_http_sessions() -> AsyncIterator[None]:
-    """Replaces the project-wide fixture: the connector does not use the shared HTTP layer,
-    whose retry library Rasa's environment does not install."""
-    yield
 
 
 class RecordingOutput(OutputChannel):
@@ -154,7 +147,7 @@ async def rasa_app(
     """The channels registered like `rasa run` does, served on a free loopback port."""
     Sanic.test_mode = True
     app = Sanic(f"rasa_{uuid.uuid4().hex}")
-    agent = AgentStandIn(Domain.load(str(DOMAIN_FILE)))
+    agent = AgentStandIn(Domain.load(DOMAIN_FILES))
     app.ctx.agent = agent
     pushy = PushyInput(can_push)
     register([channel, pushy], app, "/webhooks/")

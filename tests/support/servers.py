@@ -35,6 +35,14 @@ def python_for_action_server() -> str:
     return sys.executable
 
 
+def python_for_sandbox() -> str:
+    """The simulators are test peers, not part of the environment under test: they run from
+    the main `.venv` where it exists. (Rasa 3.6's pins give aiohttp 3.9 with a yarl whose
+    server side cannot parse a `Host: ip:port` header; Rasa itself only uses the client.)"""
+    main = ROOT / ".venv" / "bin" / "python"
+    return str(main) if main.exists() else sys.executable
+
+
 @dataclass
 class Process:
     """A child process with its output in a file (read it with `output()`)."""
@@ -121,7 +129,7 @@ class Sandbox:
 @contextmanager
 def running_sandbox(python: str | None = None, latency_ms: float = 0.0) -> Iterator[Sandbox]:
     port = free_port()
-    proc = start_process([python or sys.executable, "-m", "rasa_service_desk.sandbox",
+    proc = start_process([python or python_for_sandbox(), "-m", "rasa_service_desk.sandbox",
                           "--port", str(port), "--latency-ms", str(latency_ms)])
     url = f"http://127.0.0.1:{port}"
     try:

@@ -108,8 +108,11 @@ class ValidateLoopFeedbackForm(ContactSlotExtraction, FormValidationAction):
         # Known = already in its clean form: a contact the customer has just typed is in the
         # slot unvalidated (e.g. a phone number in `customer_email`), so it is still asked
         # for, which makes the SDK run `validate_customer_email` on it.
+        # An answer extracted in this very turn is not known yet either: it must stay in the
+        # list to be validated (and kept).
         email = tracker.get_slot(EMAIL_SLOT)
-        known = (email is not None and clean_email(email) == email) or (
+        just_answered = EMAIL_SLOT in tracker.slots_to_validate()
+        known = (email is not None and clean_email(email) == email and not just_answered) or (
             clean_phone(tracker.get_slot(PHONE_SLOT)) is not None)
         if known or tracker.get_slot(SKIPPED_SLOT):
             return [slot for slot in domain_slots if slot != EMAIL_SLOT]

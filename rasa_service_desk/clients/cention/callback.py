@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from pydantic import BaseModel, Field
 
 from rasa_service_desk.clients.cention.errand_registry import ErrandOwner, ErrandRegistry
 from rasa_service_desk.clients.cention.html import html_to_text
 from rasa_service_desk.clients.cention.models import Relationship
 from rasa_service_desk.clients.compat import parse_model
-from rasa_service_desk.clients.errors import MalformedReply
+from rasa_service_desk.clients.errors import IntegrationError, MalformedReply
+from rasa_service_desk.clients.http import HttpClient, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +254,8 @@ class AttachmentFetcher:
         self.origin = _origin(base_url) if base_url else None
         self.token = token
         self.timeout = timeout
+        # The shared HTTP layer: its session, timeouts and typed errors; reads are retried.
+        self.http = HttpClient(VENDOR, timeout=timeout, retry=RetryPolicy(attempts=2))
 
     def allowed(self, url: str) -> bool:
         return self.origin is not None and _origin(url) == self.origin
@@ -276,33 +278,20 @@ class AttachmentFetcher:
             logger.warning("Cention callback: no attachment token configured; %d attachment "
                            "name(s) not fetched", len(allowed))
             return []
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            results = await asyncio.gather(*(self._name(session, link) for link in allowed))
+        results = await asyncio.gather(*(self._name(link) for link in allowed))
         return [name for name in results if name]
 
-    async def _name(self, session: aiohttp.ClientSession, link: AttachmentLink) -> str:
+    async def _name(self, link: AttachmentLink) -> str:
         headers = {"Authorization": f"Bearer {self.token}", "Accept": JSONAPI}
         try:
-            async with session.get(
-                link.url, headers=headers, params={"without_content": "true"},
-                allow_redirects=False,
-            ) as resp:
-                if resp.status != 200:
-                    logger.warning("Cention callback: attachment %s: HTTP %s",
-                                   link.id, resp.status)
-                    return ""
-                body = await resp.content.read(MAX_ATTACHMENT_DOCUMENT_BYTES + 1)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            logger.warning("Cention callback: attachment %s: %s", link.id, type(exc).__name__)
-            return ""
-        if len(body) > MAX_ATTACHMENT_DOCUMENT_BYTES:
-            logger.warning("Cention callback: attachment %s: reply too large", link.id)
-            return ""
-        try:
-            document = parse_model(AttachmentDocument, json.loads(body), VENDOR)
-        except (ValueError, MalformedReply):
-            logger.warning("Cention callback: attachment %s: unexpected reply", link.id)
+            reply = await self.http.request(
+                "GET", link.url, headers=headers, params={"without_content": "true"},
+                allow_redirects=False, max_body_bytes=MAX_ATTACHMENT_DOCUMENT_BYTES,
+            )
+            document = parse_model(AttachmentDocument, reply.json(), VENDOR)
+        except IntegrationError as exc:
+            logger.warning("Cention callback: attachment %s not fetched: %s", link.id,
+                           exc.message)
             return ""
         return _clean_name(document.data.attributes.attachment.name)
 
