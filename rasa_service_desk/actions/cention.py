@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -24,6 +23,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
 from rasa_service_desk.actions.runtime import client, enable, integration
+from rasa_service_desk.actions.shared_state import shared_state
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import (
     ContactSlotValidation,
@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 #: Importing this module enables Cention: its settings are read and checked now.
 enable("cention")
+shared_state()  # checked at start too: the callback connector needs the errand owners
 
 QUERY_SLOT = "cention_query"
 FAILED_QUERY_SLOT = "cention_failed_query"
@@ -54,7 +55,6 @@ SUBJECT_MIN_LENGTH = 3
 SUBJECT_MAX_LENGTH = 150
 BUTTON_TITLE_LENGTH = 64
 
-_registry: ErrandRegistry | None = None
 
 
 def cention() -> CentionClient:
@@ -68,11 +68,8 @@ def cention_settings() -> CentionSettings:
 
 
 def errand_registry() -> ErrandRegistry:
-    global _registry
-    path = cention_settings().errand_registry
-    if _registry is None or _registry.path != path:
-        _registry = ErrandRegistry(path)
-    return _registry
+    """Errand ownership in the shared state, where the callback connector finds it."""
+    return ErrandRegistry(shared_state())
 
 
 def pick_button(question: LibraryQuestion) -> dict[str, str]:
@@ -204,8 +201,9 @@ def errand_body(tracker: Tracker) -> str:
     return body
 
 
-def record_owner(errand_id: str, tracker: Tracker) -> None:
-    errand_registry().record(errand_id, tracker.sender_id, tracker.get_latest_input_channel())
+async def record_owner(errand_id: str, tracker: Tracker) -> None:
+    await errand_registry().record(errand_id, tracker.sender_id,
+                                   tracker.get_latest_input_channel())
 
 
 class ActionCentionCreateErrand(IntegrationAction):
@@ -237,7 +235,7 @@ class ActionCentionCreateErrand(IntegrationAction):
             },
         ))
         try:
-            await asyncio.to_thread(record_owner, errand_id, tracker)
+            await record_owner(errand_id, tracker)
         except Exception:
             # The errand exists and its answer still reaches the customer by email; only the
             # copy into this chat is lost, so tell the customer the reference anyway.

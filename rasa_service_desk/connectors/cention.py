@@ -8,7 +8,8 @@ in brackets):
       base_url: https://api.cention.com/s/demo # attachment host (CENTION_BASE_URL)
       attachment_token: ${CENTION_ATTACHMENT_TOKEN}  # JWT with the attachment claim
                                                # (CENTION_ATTACHMENT_TOKEN, else CENTION_TOKEN)
-      registry_path: cention_errands.sqlite3   # (CENTION_ERRAND_REGISTRY)
+      state_url: redis://redis:6379/0          # shared state (STATE_URL; default: a
+                                               # SQLite file in Rasa's working directory)
       max_body_bytes: 1048576
 
 and set Cention's callback endpoint to `https://<rasa host>/webhooks/cention/webhook`.
@@ -19,14 +20,16 @@ The answer reaches the conversation that created the errand as a user message wi
 given to Rasa already parsed (`UserMessage.parse_data`, which Rasa uses instead of the NLU
 pipeline), and its text is the same in Rasa's `/intent{...}` syntax for the tracker's record.
 The bot's reply goes out through the customer's latest channel when that channel can push
-(`get_output_channel()`); otherwise it is stored in the tracker and shown at the next turn.
+(`get_output_channel()`); otherwise it is held in the shared state and shown with the bot's
+reply to the customer's next message by the drop-in REST channel
+(`rasa_service_desk.connectors.rest.RestInput`). The delivery counts as done (a repeated
+callback is a duplicate) only after Rasa has processed the answer.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -50,11 +53,13 @@ from rasa_service_desk.clients.cention.callback import (
     CallbackOutcome,
     read_request_body,
 )
-from rasa_service_desk.clients.cention.errand_registry import DEFAULT_PATH, ErrandRegistry
+from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
 from rasa_service_desk.clients.compat import field_check
 from rasa_service_desk.clients.errors import ConfigurationError
 from rasa_service_desk.clients.redact import install_redaction, register_secrets
 from rasa_service_desk.clients.settings import EnvironmentSettings
+from rasa_service_desk.state import StateUnavailable, load_store
+from rasa_service_desk.state.held_messages import hold
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +80,6 @@ class CentionConnectorSettings(EnvironmentSettings):
     attachment_token: SecretStr = SecretStr("")
     #: The one JWT for every claim, used when no attachment token is set.
     token: SecretStr = SecretStr("")
-    errand_registry: str = DEFAULT_PATH
     callback_max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     attachment_timeout_seconds: float = Field(default=10.0, gt=0)
 
@@ -98,7 +102,6 @@ CREDENTIAL_KEYS: dict[str, str] = {
     "api_secret": "callback_secret",
     "base_url": "base_url",
     "attachment_token": "attachment_token",
-    "registry_path": "errand_registry",
     "max_body_bytes": "callback_max_body_bytes",
     "attachment_timeout": "attachment_timeout_seconds",
 }
@@ -108,14 +111,14 @@ def connector_settings(credentials: dict[str, Any] | None) -> CentionConnectorSe
     """The settings from credentials.yml over the environment; `ConfigurationError` names
     every problem. Unknown credentials keys are refused, so a typo is not silently ignored."""
     credentials = credentials or {}
-    unknown = sorted(set(credentials) - set(CREDENTIAL_KEYS))
+    unknown = sorted(set(credentials) - set(CREDENTIAL_KEYS) - {"state_url"})
     if unknown:
         raise ConfigurationError(
             "cention", f"unknown key(s) {', '.join(unknown)} under the Cention connector in "
-            f"credentials.yml; known: {', '.join(CREDENTIAL_KEYS)}")
+            f"credentials.yml; known: {', '.join([*CREDENTIAL_KEYS, 'state_url'])}")
     values: dict[str, Any] = CentionConnectorSettings.read_environment()
     values.update({CREDENTIAL_KEYS[key]: str(value).strip() for key, value in credentials.items()
-                   if value is not None and str(value).strip()})
+                   if key in CREDENTIAL_KEYS and value is not None and str(value).strip()})
     try:
         return CentionConnectorSettings(**values)
     except ValidationError as exc:
@@ -178,15 +181,11 @@ class CentionInput(InputChannel):
                            "agent answers will not be fetched")
         register_secrets([secret, settings.attachment_jwt])
         install_redaction()
-        try:
-            registry = ErrandRegistry(settings.errand_registry)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigurationError(
-                "cention", f"registry_path (CENTION_ERRAND_REGISTRY) cannot be opened: "
-                f"{type(exc).__name__}") from None
+        store = load_store(**({"url": credentials["state_url"]}
+                              if credentials and credentials.get("state_url") else {}))
         handler = CallbackHandler(
             api_secret=secret,
-            registry=registry,
+            registry=ErrandRegistry(store),
             fetcher=AttachmentFetcher(settings.base_url, settings.attachment_jwt,
                                       timeout=settings.attachment_timeout_seconds),
             max_body_bytes=settings.callback_max_body_bytes,
@@ -213,12 +212,21 @@ class CentionInput(InputChannel):
                 try:
                     await self._deliver(request, outcome, on_new_message)
                 except Exception:
-                    await self.handler.delivery_failed(outcome)
+                    await self._release(outcome)
                     logger.exception("Cention callback: answer to errand %s could not be "
                                      "delivered", outcome.answer.errand_id if outcome.answer
                                      else "?")
                     return response.json({"status": "delivery_failed"}, status=500)
-            return response.json(outcome.body(), status=outcome.status)
+                try:
+                    await self.handler.delivery_done(outcome)
+                except StateUnavailable:
+                    # Delivered, but not recorded as such: a repeat within the lease is
+                    # still refused; after it, Cention's retry could show the answer twice.
+                    logger.error("Cention callback: answer to errand %s delivered but not "
+                                 "recorded (shared state unavailable)",
+                                 outcome.answer.errand_id if outcome.answer else "?")
+            headers = {"Retry-After": "30"} if outcome.status == 503 else None
+            return response.json(outcome.body(), status=outcome.status, headers=headers)
 
         return webhook
 
@@ -243,8 +251,23 @@ class CentionInput(InputChannel):
                                   "subject": answer.subject}},
         )
         await on_new_message(message)
+        if isinstance(output, CollectingOutputChannel) and output.messages:
+            # No channel can push to the customer now: hold the bot's reply for their next
+            # message (`rasa_service_desk.connectors.rest.RestInput` shows it).
+            held = await hold(self.handler.registry.store, owner.sender_id, output.messages)
+            logger.info("Cention callback %s: answer to errand %s held for the customer's "
+                        "next message (%d message(s))", answer.callback_id, answer.errand_id,
+                        held)
+            return
         logger.info("Cention callback %s: answer to errand %s delivered via %s",
                     answer.callback_id, answer.errand_id, output.name())
+
+    async def _release(self, outcome: CallbackOutcome) -> None:
+        try:
+            await self.handler.delivery_failed(outcome)
+        except StateUnavailable:
+            logger.error("Cention callback: claim not released (shared state unavailable); "
+                         "Cention's retry is accepted once the claim expires")
 
     async def _output_channel(
         self, request: Request, sender_id: str, recorded_channel: str | None

@@ -4,6 +4,7 @@ slots change, what lands in Cention, and what the operator's log shows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -19,6 +20,7 @@ import requests
 
 from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
 from rasa_service_desk.clients.cention.settings import SANDBOX_ERRAND_TOKEN
+from rasa_service_desk.state import open_store
 from tests.support.rasa_payloads import (
     bot_event,
     load_domain,
@@ -50,7 +52,7 @@ def registry_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(sandbox: Sandbox, registry_path: Path) -> Iterator[ActionServer]:
     """Cention gets one second and one attempt, so failures show at once."""
     env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, "CENTION_TIMEOUT_SECONDS": "1",
-           "CENTION_RETRY_ATTEMPTS": "1", "CENTION_ERRAND_REGISTRY": str(registry_path),
+           "CENTION_RETRY_ATTEMPTS": "1", "STATE_URL": f"sqlite:///{registry_path}",
            "CENTION_MAX_SUGGESTIONS": "2"}
     with running_action_server(env) as running:
         yield running
@@ -257,7 +259,7 @@ def test_errand_hands_the_conversation_to_an_agent(
     assert errand["extradata"]["conversation_id"] == sender
     assert errand["extradata"]["message_id"] == msg["message_id"]
 
-    owner = ErrandRegistry(str(registry_path)).owner(errand_id)
+    owner = asyncio.run(ErrandRegistry(open_store(f"sqlite:///{registry_path}")).owner(errand_id))
     assert owner is not None and owner.sender_id == sender and owner.channel == "rest"
     log = server.process.output()
     assert EMAIL not in log and SANDBOX_ERRAND_TOKEN not in log
@@ -279,7 +281,8 @@ def test_errand_hands_the_conversation_to_an_agent(
     assert result["status"] == 200
     delivered = Receiver.received[-1]
     answered = delivered["data"]["relationships"]["errand"]["data"]["id"]
-    assert ErrandRegistry(str(registry_path)).owner(answered).sender_id == sender  # type: ignore[union-attr]
+    registry = ErrandRegistry(open_store(f"sqlite:///{registry_path}"))
+    assert asyncio.run(registry.owner(answered)).sender_id == sender  # type: ignore[union-attr]
 
 
 def test_errand_needs_the_form_first(server: ActionServer) -> None:

@@ -23,6 +23,7 @@ from rasa_service_desk.clients.cention.callback import (
 )
 from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
 from rasa_service_desk.clients.errors import MalformedReply
+from rasa_service_desk.state import open_store
 
 SECRET = "123456"
 SAMPLE_BASE = "http://localhost"
@@ -126,7 +127,7 @@ def mock_attachments(mock: aioresponses, names: dict[int, str]) -> None:
 
 def make_handler(tmp_path: Path, base_url: str = SAMPLE_BASE, token: str = "jwt-attach",
                  max_body_bytes: int = 1024 * 1024) -> CallbackHandler:
-    registry = ErrandRegistry(str(tmp_path / "errands.sqlite3"))
+    registry = ErrandRegistry(open_store(f"sqlite:///{tmp_path / 'errands.sqlite3'}"))
     return CallbackHandler(api_secret=SECRET, registry=registry,
                            fetcher=AttachmentFetcher(base_url, token, timeout=5),
                            max_body_bytes=max_body_bytes)
@@ -287,7 +288,7 @@ async def test_a_known_errand_is_accepted_with_its_owner_and_attachment_names(
     tmp_path: Path,
 ) -> None:
     handler = make_handler(tmp_path)
-    handler.registry.record("2256", "conversation-42", "socketio")
+    await handler.registry.record("2256", "conversation-42", "socketio")
     with aioresponses() as mock:
         mock_attachments(mock, {788: "a.txt", 789: "b.txt", 790: "c.txt"})
         outcome = await handler.handle(body(sample_callback()))
@@ -298,27 +299,32 @@ async def test_a_known_errand_is_accepted_with_its_owner_and_attachment_names(
     assert outcome.attachment_names == ("a.txt", "b.txt", "c.txt")
 
 
-async def test_a_repeated_callback_is_acknowledged_as_a_duplicate(tmp_path: Path) -> None:
+async def test_a_repeated_callback_is_delivered_once(tmp_path: Path) -> None:
     handler = make_handler(tmp_path)
-    handler.registry.record("2256", "conversation-42", None)
+    await handler.registry.record("2256", "conversation-42", None)
     with aioresponses() as mock:
         mock_attachments(mock, {788: "a.txt", 789: "b.txt", 790: "c.txt"})
         first = await handler.handle(body(sample_callback()))
-        again = await handler.handle(body(sample_callback()))
+        during = await handler.handle(body(sample_callback()))
         assert len(mock.requests) == 3  # names fetched for the first delivery only
     assert (first.result, first.deliver) == ("accepted", True)
-    assert (again.status, again.result, again.deliver) == (200, "duplicate", False)
+    # While the first delivery runs, a repeat is told to come back (it may yet fail).
+    assert (during.status, during.result, during.deliver) == (503, "in_progress", False)
 
-    await handler.delivery_failed(first)
+    await handler.delivery_failed(first)  # Rasa could not process it: the claim is released
     with aioresponses() as mock:
         mock_attachments(mock, {788: "a.txt", 789: "b.txt", 790: "c.txt"})
         retried = await handler.handle(body(sample_callback()))
     assert (retried.result, retried.deliver) == ("accepted", True)
 
+    await handler.delivery_done(retried)  # processed by Rasa: now a repeat is a duplicate
+    after = await handler.handle(body(sample_callback()))
+    assert (after.status, after.result, after.deliver) == (200, "duplicate", False)
+
 
 async def test_callbacks_without_an_id_are_never_taken_for_duplicates(tmp_path: Path) -> None:
     handler = make_handler(tmp_path, token="")
-    handler.registry.record("2256", "conversation-42", None)
+    await handler.registry.record("2256", "conversation-42", None)
     document = sample_callback()
     document["data"].pop("id")
     results = [(await handler.handle(body(document))).result for _ in range(2)]
@@ -335,7 +341,7 @@ async def test_a_wrong_or_missing_secret_is_unauthorized(
     tmp_path: Path, document: dict[str, Any]
 ) -> None:
     handler = make_handler(tmp_path)
-    handler.registry.record("2256", "conversation-42", None)
+    await handler.registry.record("2256", "conversation-42", None)
     with aioresponses() as mock:
         outcome = await handler.handle(body(document))
         assert not mock.requests
@@ -354,7 +360,7 @@ async def test_a_malformed_document_with_the_right_secret_is_a_bad_request(
     tmp_path: Path, case: str
 ) -> None:
     handler = make_handler(tmp_path)
-    handler.registry.record("2256", "conversation-42", None)
+    await handler.registry.record("2256", "conversation-42", None)
     outcome = await handler.handle(body(_broken(MALFORMED[case])))
     assert (outcome.status, outcome.result, outcome.deliver) == (400, "malformed", False)
 
@@ -379,7 +385,7 @@ async def test_an_unknown_errand_is_acknowledged_and_logged(
 
 async def test_other_events_are_acknowledged_and_ignored(tmp_path: Path) -> None:
     handler = make_handler(tmp_path)
-    handler.registry.record("2256", "conversation-42", None)
+    await handler.registry.record("2256", "conversation-42", None)
     document = copy.deepcopy(sample_callback())
     document["data"]["attributes"]["event"] = 2
     document["data"].pop("relationships")
@@ -392,7 +398,7 @@ async def test_the_secret_never_reaches_the_log(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     handler = make_handler(tmp_path)
-    handler.registry.record("2256", "conversation-42", None)
+    await handler.registry.record("2256", "conversation-42", None)
     for document in (sample_callback(), sample_callback(secret="654321"),
                      _broken(MALFORMED["no data"])):
         with aioresponses() as mock:

@@ -25,6 +25,7 @@ from rasa_service_desk.clients.cention.callback import (
 )
 from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
 from rasa_service_desk.clients.cention.settings import SANDBOX_ERRAND_TOKEN, SANDBOX_WORKSPACE_PATH
+from rasa_service_desk.state import open_store
 from tests.support.servers import Sandbox
 
 SECRET = "sandbox-callback-secret"
@@ -49,7 +50,7 @@ async def receiver(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[tuple[str,
     base_url = sandbox.vendor_url("cention") + SANDBOX_WORKSPACE_PATH.removeprefix("/cention")
     handler = CallbackHandler(
         api_secret=SECRET,
-        registry=ErrandRegistry(str(tmp_path / "errands.sqlite3")),
+        registry=ErrandRegistry(open_store(f"sqlite:///{tmp_path / 'errands.sqlite3'}")),
         fetcher=AttachmentFetcher(base_url, SANDBOX_ERRAND_TOKEN),
     )
     app = web.Application()
@@ -95,7 +96,7 @@ async def test_an_answer_from_the_simulator_is_accepted_with_its_attachment_name
 ) -> None:
     url, target = receiver
     errand_id = await _new_errand(sandbox)
-    target.handler.registry.record(errand_id, "conversation-42", "socketio")
+    await target.handler.registry.record(errand_id, "conversation-42", "socketio")
 
     result = await _post(f"{sandbox.vendor_url('cention')}/_sandbox/answer", {
         "errand_id": errand_id, "body": "Your order left our warehouse today.",
@@ -120,7 +121,7 @@ async def test_the_simulator_with_a_wrong_secret_is_refused(
 ) -> None:
     url, target = receiver
     errand_id = await _new_errand(sandbox)
-    target.handler.registry.record(errand_id, "conversation-42", None)
+    await target.handler.registry.record(errand_id, "conversation-42", None)
     result = await _post(f"{sandbox.vendor_url('cention')}/_sandbox/answer", {
         "errand_id": errand_id, "body": "Hello", "callback_url": url, "api_secret": "guess",
     })

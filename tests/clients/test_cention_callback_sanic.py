@@ -65,7 +65,7 @@ async def test_the_sample_is_accepted_on_current_sanic(
     served: tuple[str, CallbackHandler, list[CallbackOutcome]],
 ) -> None:
     url, handler, outcomes = served
-    handler.registry.record("2256", "conversation-42", "socketio")
+    await handler.registry.record("2256", "conversation-42", "socketio")
     with aioresponses(passthrough=["http://127.0.0.1"]) as mock:
         mock_attachments(mock, {788: "a.txt", 789: "b.txt", 790: "c.txt"})
         status, body = await _post(url, json.dumps(sample_callback()).encode())
@@ -98,6 +98,6 @@ async def test_a_wrong_secret_is_refused_on_current_sanic(
     served: tuple[str, CallbackHandler, list[CallbackOutcome]],
 ) -> None:
     url, handler, _ = served
-    handler.registry.record("2256", "conversation-42", "socketio")
+    await handler.registry.record("2256", "conversation-42", "socketio")
     status, body = await _post(url, json.dumps(sample_callback(secret="nope")).encode())
     assert (status, body) == (401, {"status": "unauthorized"})

@@ -44,6 +44,8 @@ from sanic import Blueprint, Sanic, response
 from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
 from rasa_service_desk.clients.errors import ConfigurationError
 from rasa_service_desk.connectors.cention import CentionInput
+from rasa_service_desk.state import open_store
+from rasa_service_desk.state.held_messages import release
 from tests.clients.test_cention_callback import (
     SECRET,
     attachment_reply,
@@ -131,13 +133,18 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def registry_path(tmp_path: Path) -> str:
-    return str(tmp_path / "errands.sqlite3")
+def state_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state.sqlite3'}"
 
 
-def credentials(registry_path: str, **extra: Any) -> dict[str, Any]:
+async def record_owner(state_url: str, errand_id: str, sender_id: str, channel: str) -> None:
+    """What the action server does when it creates the errand."""
+    await ErrandRegistry(open_store(state_url)).record(errand_id, sender_id, channel)
+
+
+def credentials(state_url: str, **extra: Any) -> dict[str, Any]:
     return {"api_secret": SECRET, "base_url": "http://localhost/s/demo",
-            "attachment_token": "jwt-attach", "registry_path": registry_path, **extra}
+            "attachment_token": "jwt-attach", "state_url": state_url, **extra}
 
 
 @asynccontextmanager
@@ -191,10 +198,10 @@ def attachments() -> Iterator[aioresponses]:
 
 @pytest.mark.parametrize("link_form", ["href", "string"])
 async def test_the_answer_reaches_the_owning_conversation_with_intent_and_entities(
-    registry_path: str, attachments: aioresponses, link_form: str
+    state_url: str, attachments: aioresponses, link_form: str
 ) -> None:
-    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
-    channel = CentionInput.from_credentials(credentials(registry_path))
+    await record_owner(state_url, "2256", "conversation-42", "pushy")
+    channel = CentionInput.from_credentials(credentials(state_url))
     async with rasa_app(channel) as (base, agent, _):
         status, body = await post(base + WEBHOOK,
                                   json.dumps(sample_callback(link_form=link_form)))
@@ -214,10 +221,10 @@ async def test_the_answer_reaches_the_owning_conversation_with_intent_and_entiti
 
 
 async def test_the_text_is_rasas_own_intent_syntax_for_the_same_parse(
-    registry_path: str, attachments: aioresponses
+    state_url: str, attachments: aioresponses
 ) -> None:
-    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
-    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+    await record_owner(state_url, "2256", "conversation-42", "pushy")
+    async with rasa_app(CentionInput.from_credentials(credentials(state_url))) as (
         base, agent, _
     ):
         await post(base + WEBHOOK, json.dumps(sample_callback()))
@@ -233,10 +240,10 @@ async def test_the_text_is_rasas_own_intent_syntax_for_the_same_parse(
 
 
 async def test_the_reply_is_pushed_through_the_customers_channel(
-    registry_path: str, attachments: aioresponses
+    state_url: str, attachments: aioresponses
 ) -> None:
-    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
-    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+    await record_owner(state_url, "2256", "conversation-42", "pushy")
+    async with rasa_app(CentionInput.from_credentials(credentials(state_url))) as (
         base, agent, pushy
     ):
         await post(base + WEBHOOK, json.dumps(sample_callback()))
@@ -257,14 +264,14 @@ async def test_the_reply_is_pushed_through_the_customers_channel(
     assert tracker.get_slot("cention_attachment_names") == "invoice.pdf, label.txt, photo.png"
 
 
-async def test_without_a_push_channel_the_reply_waits_in_the_tracker(
-    registry_path: str, attachments: aioresponses
+async def test_without_a_push_channel_the_reply_is_held_for_the_next_message(
+    state_url: str, attachments: aioresponses
 ) -> None:
     attachments.clear()  # no attachments this time: the answer's other wording
     document = sample_callback()
     document["included"][3]["relationships"]["attachments"]["data"] = []
-    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
-    channel = CentionInput.from_credentials(credentials(registry_path))
+    await record_owner(state_url, "2256", "conversation-42", "pushy")
+    channel = CentionInput.from_credentials(credentials(state_url))
     async with rasa_app(channel, can_push=False) as (base, agent, pushy):
         status, _ = await post(base + WEBHOOK, json.dumps(document))
 
@@ -272,7 +279,9 @@ async def test_without_a_push_channel_the_reply_waits_in_the_tracker(
     assert pushy.sent == []
     [message] = agent.messages
     assert isinstance(message.output_channel, CollectingOutputChannel)
-    replies = message.output_channel.messages  # Rasa splits a text at blank lines
+    replies = await release(open_store(state_url), "conversation-42")
+    assert replies == message.output_channel.messages  # held in the shared state, in order
+    # Rasa splits a text at blank lines
     assert {reply["recipient_id"] for reply in replies} == {"conversation-42"}
     texts = [reply["text"] for reply in replies]
     assert texts[:2] == ["Our support team has answered your message (reference 2256):",
@@ -282,20 +291,20 @@ async def test_without_a_push_channel_the_reply_waits_in_the_tracker(
 
 
 async def test_the_channel_recorded_with_the_errand_is_used_when_the_tracker_has_none(
-    registry_path: str, attachments: aioresponses
+    state_url: str, attachments: aioresponses
 ) -> None:
-    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
-    channel = CentionInput.from_credentials(credentials(registry_path))
+    await record_owner(state_url, "2256", "conversation-42", "pushy")
+    channel = CentionInput.from_credentials(credentials(state_url))
     async with rasa_app(channel, customer_channel=None) as (base, _, pushy):
         await post(base + WEBHOOK, json.dumps(sample_callback()))
     assert [recipient for recipient, _ in pushy.sent] == ["conversation-42"]
 
 
 async def test_a_repeated_callback_reaches_the_conversation_once(
-    registry_path: str, attachments: aioresponses
+    state_url: str, attachments: aioresponses
 ) -> None:
-    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
-    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+    await record_owner(state_url, "2256", "conversation-42", "pushy")
+    async with rasa_app(CentionInput.from_credentials(credentials(state_url))) as (
         base, agent, pushy
     ):
         first = await post(base + WEBHOOK, json.dumps(sample_callback()))
@@ -305,10 +314,10 @@ async def test_a_repeated_callback_reaches_the_conversation_once(
 
 
 async def test_a_failed_delivery_is_reported_and_can_be_retried(
-    registry_path: str, attachments: aioresponses
+    state_url: str, attachments: aioresponses
 ) -> None:
-    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
-    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+    await record_owner(state_url, "2256", "conversation-42", "pushy")
+    async with rasa_app(CentionInput.from_credentials(credentials(state_url))) as (
         base, agent, pushy
     ):
         working = agent.handle_message
@@ -334,10 +343,10 @@ async def test_a_failed_delivery_is_reported_and_can_be_retried(
     (json.dumps({**sample_callback(), "data": None}), 400),
 ])
 async def test_refused_callbacks_never_reach_a_conversation(
-    registry_path: str, attachments: aioresponses, payload: str, status: int
+    state_url: str, attachments: aioresponses, payload: str, status: int
 ) -> None:
-    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
-    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+    await record_owner(state_url, "2256", "conversation-42", "pushy")
+    async with rasa_app(CentionInput.from_credentials(credentials(state_url))) as (
         base, agent, _
     ):
         got, body = await post(base + WEBHOOK, payload)
@@ -346,17 +355,17 @@ async def test_refused_callbacks_never_reach_a_conversation(
     assert agent.messages == []
 
 
-async def test_an_oversized_body_is_refused(registry_path: str) -> None:
-    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
-    channel = CentionInput.from_credentials(credentials(registry_path, max_body_bytes=2000))
+async def test_an_oversized_body_is_refused(state_url: str) -> None:
+    await record_owner(state_url, "2256", "conversation-42", "pushy")
+    channel = CentionInput.from_credentials(credentials(state_url, max_body_bytes=2000))
     async with rasa_app(channel) as (base, agent, _):
         status, body = await post(base + WEBHOOK, json.dumps(sample_callback()))
     assert (status, body) == (413, {"status": "too_large"})
     assert agent.messages == []
 
 
-async def test_an_unknown_errand_is_acknowledged(registry_path: str) -> None:
-    async with rasa_app(CentionInput.from_credentials(credentials(registry_path))) as (
+async def test_an_unknown_errand_is_acknowledged(state_url: str) -> None:
+    async with rasa_app(CentionInput.from_credentials(credentials(state_url))) as (
         base, agent, _
     ):
         status, body = await post(base + WEBHOOK, json.dumps(sample_callback()))
@@ -365,10 +374,10 @@ async def test_an_unknown_errand_is_acknowledged(registry_path: str) -> None:
 
 
 async def test_a_foreign_attachment_host_is_refused_and_the_answer_still_arrives(
-    registry_path: str,
+    state_url: str,
 ) -> None:
-    ErrandRegistry(registry_path).record("2256", "conversation-42", "pushy")
-    channel = CentionInput.from_credentials(credentials(registry_path))
+    await record_owner(state_url, "2256", "conversation-42", "pushy")
+    channel = CentionInput.from_credentials(credentials(state_url))
     with aioresponses(passthrough=["http://127.0.0.1"]) as mock:
         async with rasa_app(channel) as (base, agent, _):
             status, _ = await post(base + WEBHOOK, json.dumps(
@@ -381,35 +390,35 @@ async def test_a_foreign_attachment_host_is_refused_and_the_answer_still_arrives
     assert entities["cention_attachment_names"] == ""
 
 
-def test_the_secret_is_required(registry_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_secret_is_required(state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CENTION_CALLBACK_SECRET", raising=False)
     with pytest.raises(ConfigurationError, match="api_secret"):
-        CentionInput.from_credentials({"registry_path": registry_path})
+        CentionInput.from_credentials({"state_url": state_url})
     with pytest.raises(ConfigurationError, match="api_secret"):
         CentionInput.from_credentials(None)
 
 
 def test_settings_fall_back_to_the_environment(
-    registry_path: str, monkeypatch: pytest.MonkeyPatch
+    state_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CENTION_CALLBACK_SECRET", "from-env-secret")
     monkeypatch.setenv("CENTION_BASE_URL", "https://cention.example.com/s/demo")
     monkeypatch.setenv("CENTION_TOKEN", "env-jwt")
-    monkeypatch.setenv("CENTION_ERRAND_REGISTRY", registry_path)
+    monkeypatch.setenv("STATE_URL", state_url)
     channel = CentionInput.from_credentials({})
     assert channel.handler.api_secret == "from-env-secret"
     assert channel.handler.fetcher.token == "env-jwt"
     assert channel.handler.fetcher.allowed("https://cention.example.com/capi/json/x/1")
-    assert channel.handler.registry.path == registry_path
+    assert state_url.removeprefix("sqlite:///") in channel.handler.registry.store.description
 
 
-def test_a_bad_body_limit_is_a_configuration_error(registry_path: str) -> None:
+def test_a_bad_body_limit_is_a_configuration_error(state_url: str) -> None:
     with pytest.raises(ConfigurationError, match="max_body_bytes"):
-        CentionInput.from_credentials(credentials(registry_path, max_body_bytes="lots"))
+        CentionInput.from_credentials(credentials(state_url, max_body_bytes="lots"))
 
 
 def test_rasa_loads_the_channel_from_credentials_by_class_path(
-    registry_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    state_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rasa.core.run import create_http_input_channels
 
@@ -417,7 +426,7 @@ def test_rasa_loads_the_channel_from_credentials_by_class_path(
     path = tmp_path / "credentials.yml"
     path.write_text("rasa_service_desk.connectors.cention.CentionInput:\n"
                     "  api_secret: ${TEST_CENTION_SECRET}\n"
-                    f"  registry_path: {registry_path}\n")
+                    f"  state_url: {state_url}\n")
     [channel] = create_http_input_channels(None, str(path))
     assert isinstance(channel, CentionInput)
     assert channel.name() == "cention"
@@ -451,7 +460,7 @@ def cention_sandbox() -> Iterator[str]:
 
 
 async def test_an_errand_answered_in_the_simulator_arrives_in_its_conversation(
-    cention_sandbox: str, registry_path: str
+    cention_sandbox: str, state_url: str
 ) -> None:
     workspace = f"{cention_sandbox}/s/demo"
     async with aiohttp.ClientSession() as session, session.post(
@@ -468,12 +477,12 @@ async def test_an_errand_answered_in_the_simulator_arrives_in_its_conversation(
         assert resp.status == 201, await resp.text()
         errand_id = (await resp.json(content_type=None))["data"]["id"]
     # What the errand action records; a second errand of another conversation too.
-    ErrandRegistry(registry_path).record(errand_id, "conversation-42", "pushy")
-    ErrandRegistry(registry_path).record("1", "someone-else", "pushy")
+    await record_owner(state_url, errand_id, "conversation-42", "pushy")
+    await record_owner(state_url, "1", "someone-else", "pushy")
 
     channel = CentionInput.from_credentials({
         "api_secret": SECRET, "base_url": workspace,
-        "attachment_token": SANDBOX_ERRAND_TOKEN, "registry_path": registry_path,
+        "attachment_token": SANDBOX_ERRAND_TOKEN, "state_url": state_url,
     })
     answer = {
         "errand_id": errand_id, "api_secret": SECRET,

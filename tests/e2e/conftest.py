@@ -77,8 +77,9 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def errand_registry(runtime_dir: Path) -> Path:
-    """The SQLite file where the action server records errands and the connector finds them."""
-    return runtime_dir / "cention-errands.sqlite3"
+    """The shared state (SQLite, one host): the action server records errands there, the
+    connector finds them, the REST channel shows what was held."""
+    return runtime_dir / "state.sqlite3"
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +88,7 @@ def bot_action_server(sandbox: Sandbox, errand_registry: Path) -> Iterator[Actio
     with running_action_server({
         "SANDBOX": "1",
         "SANDBOX_URL": sandbox.url,
-        "CENTION_ERRAND_REGISTRY": str(errand_registry),
+        "STATE_URL": f"sqlite:///{errand_registry}",
     }) as server:
         yield server
 
@@ -95,7 +96,7 @@ def bot_action_server(sandbox: Sandbox, errand_registry: Path) -> Iterator[Actio
 def connector_settings(sandbox: Sandbox, errand_registry: Path) -> dict[str, Any]:
     """The Cention connector's keys for this run: the test's errand registry, a known
     callback secret, and the simulator as the attachment host."""
-    return {"api_secret": CALLBACK_SECRET, "registry_path": str(errand_registry),
+    return {"api_secret": CALLBACK_SECRET, "state_url": f"sqlite:///{errand_registry}",
             "base_url": f"{sandbox.vendor_url('cention')}/s/demo",
             "attachment_token": SANDBOX_ERRAND_TOKEN}
 
@@ -128,6 +129,7 @@ def rasa_server(rasa_bin: Path, rasa_model: Path, bot_action_server: ActionServe
          "--port", str(port), "--model", str(rasa_model),
          "--credentials", str(credentials), "--endpoints", str(endpoints)],
         env={"PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false",
+             "STATE_URL": f"sqlite:///{errand_registry}",
              "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"},
         cwd=runtime_dir,
     )

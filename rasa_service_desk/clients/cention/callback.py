@@ -30,12 +30,17 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from rasa_service_desk.clients.cention.errand_registry import ErrandOwner, ErrandRegistry
+from rasa_service_desk.clients.cention.errand_registry import (
+    Delivery,
+    ErrandOwner,
+    ErrandRegistry,
+)
 from rasa_service_desk.clients.cention.html import html_to_text
 from rasa_service_desk.clients.cention.models import Relationship
 from rasa_service_desk.clients.compat import parse_model
 from rasa_service_desk.clients.errors import IntegrationError, MalformedReply
 from rasa_service_desk.clients.http import HttpClient, RetryPolicy
+from rasa_service_desk.state import StateUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -342,7 +347,7 @@ class CallbackHandler:
             return CallbackOutcome(413, "too_large")
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             document = None  # no readable secret: refused as unauthenticated below
         if not secret_matches(document, self.api_secret):
             logger.warning("Cention callback refused: missing or wrong api_secret")
@@ -355,29 +360,49 @@ class CallbackHandler:
         if answer.event != ANSWER_EVENT:
             logger.info("Cention callback %s: event %s ignored", answer.callback_id, answer.event)
             return CallbackOutcome(200, "ignored", answer)
-        owner = await asyncio.to_thread(self.registry.owner, answer.errand_id)
-        if owner is None:
-            logger.warning("Cention callback %s: errand %s is not one of this bot's errands; "
-                           "acknowledged and dropped", answer.callback_id, answer.errand_id)
-            return CallbackOutcome(200, "unknown_errand", answer)
-        key = delivery_key(answer)
-        if key and not await asyncio.to_thread(self.registry.claim_delivery, key):
+        try:
+            owner = await self.registry.owner(answer.errand_id)
+            if owner is None:
+                logger.warning("Cention callback %s: errand %s is not one of this bot's "
+                               "errands; acknowledged and dropped",
+                               answer.callback_id, answer.errand_id)
+                return CallbackOutcome(200, "unknown_errand", answer)
+            key = delivery_key(answer)
+            claim = await self.registry.begin_delivery(key) if key else Delivery.CLAIMED
+        except StateUnavailable as exc:
+            # Not acknowledged: Cention keeps the answer and calls again later.
+            logger.error("Cention callback %s: shared state unavailable (%s); answered 503 so "
+                         "Cention retries", answer.callback_id, exc)
+            return CallbackOutcome(503, "state_unavailable", answer)
+        if claim is Delivery.DELIVERED:
             logger.info("Cention callback %s for errand %s was already delivered",
                         answer.callback_id, answer.errand_id)
             return CallbackOutcome(200, "duplicate", answer)
+        if claim is Delivery.IN_PROGRESS:
+            logger.info("Cention callback %s for errand %s is being delivered; answered 503 so "
+                        "a failure of that delivery is retried", answer.callback_id,
+                        answer.errand_id)
+            return CallbackOutcome(503, "in_progress", answer)
         names = await self.fetcher.names(answer.attachments)
         return CallbackOutcome(200, "accepted", answer, owner, tuple(names))
+
+    async def delivery_done(self, outcome: CallbackOutcome) -> None:
+        """Rasa has processed the answer: a repeat of this callback is now a duplicate."""
+        key = delivery_key(outcome.answer) if outcome.answer else ""
+        if key:
+            await self.registry.delivery_done(key)
 
     async def delivery_failed(self, outcome: CallbackOutcome) -> None:
         """Release the claim of an answer that could not be delivered, so Cention's next
         attempt (if it retries) is not taken for a duplicate."""
         key = delivery_key(outcome.answer) if outcome.answer else ""
         if key:
-            await asyncio.to_thread(self.registry.release_delivery, key)
+            await self.registry.delivery_failed(key)
 
 
 def delivery_key(answer: AgentAnswer) -> str:
-    """One callback of one errand; empty (no duplicate check) when the callback has no id."""
+    """One callback of one errand; empty (no duplicate check) when the callback has no id:
+    two equal answers without ids may well be two answers."""
     return f"{answer.errand_id}:{answer.callback_id}" if answer.callback_id else ""
 
 

@@ -1,42 +1,37 @@
-"""Which conversation owns which Cention errand.
+"""Which conversation owns which Cention errand, and which answers were delivered.
 
 The action server records the owner when it creates an errand; the callback connector inside
-Rasa looks it up when an agent answers, possibly days later and after restarts of either
-process. An embedded SQLite file in WAL mode serves both processes on one host: writers do
-not block the reader, and every call opens its own short-lived connection, so the registry
-is safe across threads and processes without any shared state in Python.
+Rasa looks it up when an agent answers, possibly days later, after restarts, and on another
+host. Both go through the shared state store (`rasa_service_desk.state`: SQLite on one
+host, Redis across hosts), never through a file the two processes must share.
 
-Deployments where Rasa and the action server run on different hosts need a file both can
-reach with working locks (not NFS): in practice, run them on one host or share a volume.
+A delivery is claimed before the answer goes into the conversation and counts as done only
+once Rasa has processed it: a repeated callback meanwhile is told to come back later (its
+claim is a lease, so a crashed delivery is retried after it expires), one after it is a
+duplicate, and a failed delivery releases its claim for Cention's next attempt.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
+import enum
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-DEFAULT_PATH = "cention_errands.sqlite3"
+from rasa_service_desk.state import StateStore
 
-#: How long a call waits for another process's write lock before giving up (seconds).
-BUSY_TIMEOUT_SECONDS = 5.0
+OWNERS = "cention-errand"
+DELIVERIES = "cention-delivery"
+#: How long an unfinished delivery blocks a repeat of the same callback (seconds).
+DELIVERY_LEASE_SECONDS = 120.0
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS cention_errands (
-        errand_id  TEXT PRIMARY KEY,
-        sender_id  TEXT NOT NULL,
-        channel    TEXT,
-        created_at REAL NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS cention_deliveries (
-        delivery_key TEXT PRIMARY KEY,
-        claimed_at   REAL NOT NULL
-    )""",
-)
+
+class Delivery(enum.Enum):
+    """What `begin_delivery` found for a callback."""
+
+    CLAIMED = "claimed"          # this caller delivers it
+    IN_PROGRESS = "in_progress"  # another caller is delivering it right now
+    DELIVERED = "delivered"      # already in the conversation
 
 
 @dataclass(frozen=True)
@@ -49,64 +44,51 @@ class ErrandOwner:
 
 
 class ErrandRegistry:
-    """Errand id -> owning conversation, persisted in a SQLite file at `path`."""
+    """Errand id -> owning conversation, and callback deliveries, in a `StateStore`."""
 
-    def __init__(self, path: str = DEFAULT_PATH) -> None:
-        self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        with self._connection() as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-            for statement in _SCHEMA:
-                connection.execute(statement)
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
-        with closing(connection), connection:  # commits on success, rolls back on error
-            yield connection
-
-    def record(self, errand_id: str, sender_id: str, channel: str | None) -> None:
+    async def record(self, errand_id: str, sender_id: str, channel: str | None) -> None:
         """Remember that `sender_id` owns `errand_id` (a repeated id takes the latest owner)."""
         errand_id = str(errand_id).strip()
         if not errand_id or not sender_id:
             raise ValueError("an errand id and a sender id are required")
-        with self._connection() as connection:
-            connection.execute(
-                "INSERT INTO cention_errands (errand_id, sender_id, channel, created_at) "
-                "VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(errand_id) DO UPDATE SET sender_id = excluded.sender_id, "
-                "channel = excluded.channel, created_at = excluded.created_at",
-                (errand_id, sender_id, channel, time.time()),
-            )
+        await self.store.put(OWNERS, errand_id, {
+            "sender_id": sender_id, "channel": channel, "created_at": time.time()})
 
-    def owner(self, errand_id: str) -> ErrandOwner | None:
+    async def owner(self, errand_id: str) -> ErrandOwner | None:
         """The conversation that owns `errand_id`, or None when this bot never created it."""
-        with self._connection() as connection:
-            row = connection.execute(
-                "SELECT sender_id, channel, created_at FROM cention_errands WHERE errand_id = ?",
-                (str(errand_id).strip(),),
-            ).fetchone()
-        if row is None:
+        value = await self.store.get(OWNERS, str(errand_id).strip())
+        if not value or not isinstance(value.get("sender_id"), str):
             return None
-        sender_id, channel, created_at = row
+        channel = value.get("channel")
+        stamp = value.get("created_at")
         return ErrandOwner(
-            sender_id=sender_id,
-            channel=channel,
-            created_at=datetime.fromtimestamp(created_at, tz=timezone.utc),
+            sender_id=value["sender_id"],
+            channel=channel if isinstance(channel, str) else None,
+            created_at=datetime.fromtimestamp(
+                stamp if isinstance(stamp, (int, float)) else 0, tz=timezone.utc),
         )
 
-    def claim_delivery(self, key: str) -> bool:
-        """True the first time `key` (one callback of one errand) is claimed, False for a
-        repeat, so a callback Cention sends twice reaches the conversation once."""
-        with self._connection() as connection:
-            cursor = connection.execute(
-                "INSERT OR IGNORE INTO cention_deliveries (delivery_key, claimed_at) VALUES (?, ?)",
-                (key, time.time()),
-            )
-            return cursor.rowcount == 1
+    async def begin_delivery(self, key: str) -> Delivery:
+        """Claim the delivery of one callback (`key`) for this caller, atomically."""
+        if await self.store.claim(DELIVERIES, key, {"state": "delivering"},
+                                  ttl=DELIVERY_LEASE_SECONDS):
+            return Delivery.CLAIMED
+        current = await self.store.get(DELIVERIES, key)
+        if current is None:  # the other claim ended between the two calls: try once more
+            claimed = await self.store.claim(DELIVERIES, key, {"state": "delivering"},
+                                             ttl=DELIVERY_LEASE_SECONDS)
+            return Delivery.CLAIMED if claimed else Delivery.IN_PROGRESS
+        if current.get("state") == "delivered":
+            return Delivery.DELIVERED
+        return Delivery.IN_PROGRESS
 
-    def release_delivery(self, key: str) -> None:
-        """Forget a claim whose delivery failed, so a repeated callback can deliver it."""
-        with self._connection() as connection:
-            connection.execute("DELETE FROM cention_deliveries WHERE delivery_key = ?", (key,))
+    async def delivery_done(self, key: str) -> None:
+        """The answer is in the conversation: repeats of this callback are duplicates."""
+        await self.store.put(DELIVERIES, key, {"state": "delivered"})
+
+    async def delivery_failed(self, key: str) -> None:
+        """Release the claim, so Cention's next attempt can deliver the answer."""
+        await self.store.delete(DELIVERIES, key)

@@ -1,0 +1,78 @@
+"""Rasa's REST channel, plus the messages held for the customer while they were away.
+
+A REST front end only hears the bot in the HTTP reply to its own request, so a message
+that starts elsewhere (a Cention agent's answer arriving through the callback connector)
+has no way to reach it. This channel is a drop-in for `rest:` in credentials.yml, with the
+same URL (`/webhooks/rest/webhook`) and the same request and reply: before the customer's
+message is handled, it takes the messages held for that conversation in the shared state
+(`rasa_service_desk.state.held_messages`) and puts them first in the reply, so the customer
+sees them, once and in order, with the bot's answer to their next message. Held messages
+survive a restart of Rasa (they are in the SQLite file or in Redis).
+
+    rasa_service_desk.connectors.rest.RestInput:
+      state_url: redis://redis:6379/0   # optional; default STATE_URL, else a SQLite file
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.rest import RestInput as RasaRestInput
+from sanic import Blueprint
+
+from rasa_service_desk.clients.errors import ConfigurationError
+from rasa_service_desk.state import StateStore, StateUnavailable, load_store
+from rasa_service_desk.state.held_messages import release
+
+logger = logging.getLogger(__name__)
+
+
+class RestInput(RasaRestInput):
+    """`POST /webhooks/rest/webhook {"sender": ..., "message": ...}`, like Rasa's own."""
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> RestInput:
+        credentials = credentials or {}
+        unknown = sorted(set(credentials) - {"state_url"})
+        if unknown:
+            raise ConfigurationError(
+                "rest", f"unknown key(s) {', '.join(unknown)} under the REST channel in "
+                "credentials.yml; known: state_url")
+        overrides = {"url": credentials["state_url"]} if credentials.get("state_url") else {}
+        return cls(load_store(**overrides))
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        async def with_held_messages(message: UserMessage) -> Any:
+            await self._send_held(message)
+            return await on_new_message(message)
+
+        return super().blueprint(with_held_messages)
+
+    async def _send_held(self, message: UserMessage) -> None:
+        """Send what was held for this conversation to the reply, before the bot's answer.
+        If the store is down, the customer still gets an answer; the messages stay held."""
+        sender_id = message.sender_id or ""
+        try:
+            held = await release(self.store, sender_id)
+        except StateUnavailable as exc:
+            logger.error("REST channel: held messages not read (%s); they stay held", exc)
+            return
+        for item in held:
+            # Held as a collecting channel recorded them; `send_response` takes the message
+            # without its recipient.
+            content = {key: value for key, value in item.items() if key != "recipient_id"}
+            await message.output_channel.send_response(sender_id, content)
+        if held:
+            logger.info("REST channel: %d held message(s) shown with the next reply", len(held))

@@ -1,0 +1,137 @@
+"""The state store's contract, on SQLite and on a real Redis: what replicas and Rasa share."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rasa_service_desk.clients.cention.errand_registry import Delivery, ErrandRegistry
+from rasa_service_desk.clients.errors import ConfigurationError
+from rasa_service_desk.state import StateStore, StateUnavailable, load_store, open_store
+from rasa_service_desk.state.held_messages import hold, release
+from tests.support.redis import RedisServer
+from tests.support.servers import ROOT, free_port
+
+
+async def test_values_are_stored_replaced_and_deleted(store: StateStore) -> None:
+    assert await store.get("ns", "k") is None
+    await store.put("ns", "k", {"a": 1})
+    await store.put("ns", "k", {"a": 2, "text": "Grüße"})
+    assert await store.get("ns", "k") == {"a": 2, "text": "Grüße"}
+    assert await store.get("other", "k") is None  # namespaces are separate
+    await store.delete("ns", "k")
+    await store.delete("ns", "k")  # absent: no error
+    assert await store.get("ns", "k") is None
+
+
+async def test_entries_expire(store: StateStore) -> None:
+    await store.put("ns", "short", {"v": 1}, ttl=0.2)
+    await store.append("q", "short", {"v": 1}, ttl=0.2)
+    assert await store.get("ns", "short") == {"v": 1}
+    await asyncio.sleep(0.4)
+    assert await store.get("ns", "short") is None
+    assert await store.take_all("q", "short") == []
+    assert await store.claim("ns", "short", {"v": 2})  # an expired claim can be taken again
+
+
+async def test_retention_caps_every_expiry(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}", retention_days=0.3 / 86400)
+    await store.put("ns", "k", {"v": 1}, ttl=3600)
+    await asyncio.sleep(0.5)
+    assert await store.get("ns", "k") is None
+
+
+async def test_of_fifty_concurrent_claims_exactly_one_wins(store: StateStore) -> None:
+    results = await asyncio.gather(*(store.claim("ns", "errand:1", {"by": n})
+                                     for n in range(50)))
+    assert sum(results) == 1
+    winner = results.index(True)
+    assert await store.get("ns", "errand:1") == {"by": winner}
+
+
+async def test_queues_keep_order_and_are_taken_once(store: StateStore) -> None:
+    for n in range(5):
+        await store.append("q", "conversation-1", {"n": n})
+    takers = await asyncio.gather(*(store.take_all("q", "conversation-1") for _ in range(10)))
+    taken = [item for batch in takers for item in batch]
+    assert taken == [{"n": n} for n in range(5)]
+    assert await store.take_all("q", "conversation-1") == []
+
+
+async def test_held_messages_round_trip(store: StateStore) -> None:
+    messages = [{"recipient_id": "c1", "text": "Our team answered."},
+                {"recipient_id": "c1", "buttons": [{"title": "OK", "payload": "/ok"}]}]
+    assert await hold(store, "c1", messages) == 2
+    assert await release(store, "c1") == messages
+    assert await release(store, "c1") == []
+
+
+async def test_errand_owner_and_deliveries(store: StateStore) -> None:
+    registry = ErrandRegistry(store)
+    assert await registry.owner("511055") is None
+    await registry.record(" 511055 ", "conversation-1", "socketio")
+    owner = await registry.owner("511055")
+    assert owner is not None and (owner.sender_id, owner.channel) == ("conversation-1",
+                                                                      "socketio")
+    await registry.record("511055", "conversation-2", None)  # the latest owner wins
+    assert (await registry.owner("511055")).sender_id == "conversation-2"  # type: ignore[union-attr]
+    with pytest.raises(ValueError):
+        await registry.record("", "conversation-1", None)
+
+    assert await registry.begin_delivery("511055:76") is Delivery.CLAIMED
+    assert await registry.begin_delivery("511055:76") is Delivery.IN_PROGRESS
+    await registry.delivery_failed("511055:76")
+    assert await registry.begin_delivery("511055:76") is Delivery.CLAIMED
+    await registry.delivery_done("511055:76")
+    assert await registry.begin_delivery("511055:76") is Delivery.DELIVERED
+
+
+def test_two_processes_share_the_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    writer = ("import asyncio; from rasa_service_desk.state import open_store; "
+              "from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry; "
+              f"asyncio.run(ErrandRegistry(open_store({url!r})).record('7', 'conv-7', 'rest'))")
+    subprocess.run([sys.executable, "-c", writer], check=True, cwd=ROOT, timeout=60)
+    owner = asyncio.run(ErrandRegistry(open_store(url)).owner("7"))
+    assert owner is not None and owner.sender_id == "conv-7"
+
+
+async def test_redis_down_is_reported_not_hidden(redis_server: RedisServer) -> None:
+    dead = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(StateUnavailable):
+        await dead.get("ns", "k")
+    with pytest.raises(StateUnavailable):
+        await dead.claim("ns", "k", {})
+    await dead.close()
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("redis://127.0.0.1:{port}/0", "not reachable"),
+    ("ftp://example.com/state", "STATE_URL"),
+    ("sqlite:///{tmp}", "directory"),
+    ("sqlite:////proc/forbidden/state.sqlite3", "cannot be opened"),
+])
+def test_a_wrong_state_url_stops_start_naming_the_setting(
+    url: str, problem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_URL", url.format(port=free_port(), tmp=tmp_path))
+    with pytest.raises(ConfigurationError) as caught:
+        load_store(env_file=None)
+    assert "STATE_URL" in caught.value.message
+    assert problem in caught.value.message
+
+
+def test_the_action_server_stops_at_start_on_an_unreachable_state_url(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "SANDBOX": "1",
+           "STATE_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rasa_sdk", "--actions", "rasa_service_desk.actions.cention",
+         "--port", str(free_port())],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "STATE_URL" in proc.stderr
+    assert "Traceback" not in proc.stderr
