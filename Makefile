@@ -10,7 +10,7 @@ RASA_CONSTRAINTS := constraints/rasa-3.6.21-py310.txt
 PIP_FLAGS := --quiet --disable-pip-version-check
 export PIP_NO_INPUT := 1
 
-.PHONY: run test lint types unit sdk36 rasa e2e chat bench clean
+.PHONY: run test lint types redis unit sdk36 rasa e2e newbot chat bench clean
 
 run: .venv/.ok
 	scripts/run-action-server
@@ -40,7 +40,7 @@ run: .venv/.ok
 	.venv-rasa/bin/pip check
 	touch $@
 
-test: lint types unit sdk36 rasa e2e
+test: lint types unit sdk36 rasa e2e newbot
 
 lint: .venv/.ok
 	.venv/bin/ruff check .
@@ -48,11 +48,16 @@ lint: .venv/.ok
 types: .venv/.ok
 	.venv/bin/mypy rasa_service_desk actions rasa_sdk_plugins
 
-# Markers: `rasa` tests import Rasa and run inside .venv-rasa; `e2e` tests run here and
-# start Rasa from .venv-rasa as a subprocess.
+# Markers: `rasa` tests import Rasa and run inside .venv-rasa; `e2e` and `newbot` tests run
+# here and start Rasa from .venv-rasa as a subprocess.
 # tests/connectors and tests/rasa import Rasa itself: they run in the `rasa` step only.
-unit: .venv/.ok
-	scripts/pytest .venv -m "not rasa and not e2e" --ignore=tests/connectors --ignore=tests/rasa
+# Tests start a real redis-server on a loopback port; installed here if missing (as root).
+redis:
+	scripts/ensure-redis
+
+unit: .venv/.ok redis
+	scripts/pytest .venv -m "not rasa and not e2e and not newbot" --ignore=tests/connectors \
+	    --ignore=tests/rasa
 
 sdk36: .venv-sdk36/.ok
 	scripts/pytest .venv-sdk36 -m "not rasa and not e2e" tests/actions
@@ -65,9 +70,15 @@ rasa:
 	scripts/with-rasa-env scripts/pytest .venv-rasa -m "not rasa and not e2e" tests/actions tests/test_domain_consistency.py
 
 # Trains the reference bot if domain/, data/ or config/config.yml changed (models/ cache).
-e2e: .venv/.ok
+e2e: .venv/.ok redis
 	scripts/with-rasa-env $(MAKE) .venv-rasa/.ok
-	scripts/with-rasa-env scripts/pytest .venv -m e2e tests/e2e
+	scripts/with-rasa-env scripts/pytest .venv -m e2e tests/e2e tests/logs
+
+# A fresh `rasa init` bot per integration, each given ONLY that integration by the documented
+# recipe, validated, trained (Rasa's default pipeline) and talked to (~7 min on 2 cores).
+newbot: .venv/.ok
+	scripts/with-rasa-env $(MAKE) .venv-rasa/.ok
+	scripts/with-rasa-env scripts/pytest .venv -m newbot tests/newbot
 
 chat: .venv/.ok .venv-rasa/.ok
 	scripts/chat

@@ -28,6 +28,11 @@ Next:
 CENTION_STEP = """  4. For agents' answers, add the callback channel to credentials.yml:
          rasa_service_desk.connectors.cention.CentionInput:
            api_secret: ${{CENTION_CALLBACK_SECRET}}
+     A REST front end only hears the bot in reply to its own messages, so the answer is
+     held for the customer's next message: replace `rest:` in credentials.yml with
+         rasa_service_desk.connectors.rest.RestInput:
+     (same URL and messages) to show it then; other channels: docs/cention-connector.md
+     in the project's repository.
 """
 
 
@@ -40,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--overwrite", action="store_true",
                      help="replace files that exist and differ")
     args = parser.parse_args(argv)
+    if not args.bot.is_dir():
+        print(f"error: {args.bot} is not a folder: pass --bot the bot's folder (where "
+              "config.yml and domain.yml are)", file=sys.stderr)
+        return 1
 
     moved = move_domain_into_folder(args.bot)
     if moved is not None:

@@ -60,3 +60,48 @@ def test_every_response_the_actions_utter_is_in_the_domain() -> None:
         if name.startswith("utter_") and name not in responses
     }
     assert not missing, f"responses uttered by actions but not in domain/: {sorted(missing)}"
+
+
+def test_no_slot_is_filled_from_a_message_the_customer_did_not_type() -> None:
+    """A `from_text` mapping would file a Cention agent's answer (a message in Rasa's intent
+    syntax, injected by the callback connector) as a ticket description or survey answer.
+    Every form slot is filled by its validator from the customer's own words instead."""
+    domain = load_domain()
+    for slot, spec in domain["slots"].items():
+        for mapping in spec.get("mappings", []):
+            if mapping.get("type") == "from_text":
+                excluded = mapping.get("not_intent") or []
+                assert "cention_agent_answer" in excluded, (
+                    f"slot {slot}: a from_text mapping takes an agent's answer as input")
+
+
+def test_every_custom_form_slot_has_an_extractor() -> None:
+    """The slots a form asks for with a `custom` mapping are filled by its validator."""
+    import rasa_sdk
+
+    from rasa_service_desk.actions import benti, cention, imbee, loop  # noqa: F401
+    from rasa_service_desk.actions.forms import TextSlotForm
+
+    validators = {}
+    for cls in _all_subclasses(rasa_sdk.FormValidationAction):
+        try:
+            validators[cls().name()] = cls
+        except (NotImplementedError, TypeError):
+            continue
+    domain = load_domain()
+    for form, spec in domain["forms"].items():
+        validator = validators[f"validate_{form}"]
+        for slot in spec.get("required_slots", []):
+            kinds = {m.get("type") for m in domain["slots"][slot].get("mappings", [])}
+            if "custom" not in kinds:
+                continue
+            text_slots = validator.text_slots if issubclass(validator, TextSlotForm) else ()
+            assert slot in text_slots or hasattr(validator, f"extract_{slot}"), (
+                f"{form}: nothing fills {slot}")
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.extend([sub, *_all_subclasses(sub)])
+    return found

@@ -6,10 +6,17 @@ catches everything: vendor errors are mapped to a response from `domain/shared.y
 action's own `error_responses`), unexpected ones to `utter_something_went_wrong`. No events
 are returned on failure but `pending_action`, so the conversation keeps every slot and
 "try again" (`action_retry_pending`) runs the failed action again without retyping.
+
+Every run has a deadline (`ACTION_DEADLINE_SECONDS`, 8 s by default) below the time Rasa
+waits for the action server: past it the vendor call is abandoned and the customer hears
+that the vendor is unavailable, exactly as after a vendor timeout, instead of Rasa giving up
+on the call with no reply at all.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -18,6 +25,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from rasa_service_desk.actions.runtime import action_deadline
 from rasa_service_desk.clients.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -51,6 +59,9 @@ class IntegrationAction(Action, ABC):
 
     #: Per-action overrides, e.g. `{RejectedInput: "utter_benti_ticket_rejected"}`.
     error_responses: ClassVar[dict[type[IntegrationError], str]] = {}
+    #: Other actions (e.g. its form) this action may record in `pending_action` instead of
+    #: itself; "try again" runs only these and the `IntegrationAction`s themselves.
+    retry_targets: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     async def act(
@@ -61,8 +72,17 @@ class IntegrationAction(Action, ABC):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
+        deadline = action_deadline()
+        started = asyncio.get_running_loop().time()
         try:
-            events = await self.act(dispatcher, tracker, domain)
+            try:
+                events = await asyncio.wait_for(self.act(dispatcher, tracker, domain), deadline)
+            except asyncio.TimeoutError:
+                if asyncio.get_running_loop().time() - started < deadline:
+                    raise  # not the deadline: a timeout inside the action itself
+                raise VendorUnavailable(
+                    "deadline", f"no result within {deadline:g} s (ACTION_DEADLINE_SECONDS)"
+                ) from None
         except IntegrationError as exc:
             logger.warning("%s: %s (%s)", self.name(), exc, type(exc).__name__)
             dispatcher.utter_message(response=self.response_for(exc))
@@ -88,3 +108,27 @@ class IntegrationAction(Action, ABC):
     def failure_events(self, exc: IntegrationError, tracker: Tracker) -> EventList:
         """Extra events to return after a failure. None by default, so every slot is kept."""
         return []
+
+
+def _subclasses(cls: type[Any]) -> list[type[Any]]:
+    found: list[type[Any]] = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found
+
+
+def retryable_action_names() -> frozenset[str]:
+    """The names of the `IntegrationAction`s loaded in this process and their declared
+    `retry_targets`: the only actions "try again" may run (the ones that can leave a
+    `pending_action` behind)."""
+    names = set()
+    for cls in _subclasses(IntegrationAction):
+        if inspect.isabstract(cls):
+            continue
+        concrete: Any = cls  # not abstract (checked above)
+        name = concrete().name()  # rasa-sdk builds every action class the same way
+        if isinstance(name, str) and name:
+            names.add(name)
+        names.update(target for target in cls.retry_targets if isinstance(target, str))
+    return frozenset(names)

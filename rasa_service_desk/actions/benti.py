@@ -7,24 +7,44 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
-from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
+from rasa_service_desk.actions.forms import TextSlotForm
 from rasa_service_desk.actions.runtime import client, enable
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import ContactSlotValidation, validated_text
 from rasa_service_desk.clients.benti import Attachment, BentiClient, NewTicket
-from rasa_service_desk.clients.errors import IntegrationError, RejectedInput
+from rasa_service_desk.clients.errors import ConfigurationError, IntegrationError, RejectedInput
+from rasa_service_desk.clients.shared_files import SharedFileFetcher, SharedFileSettings
 
 logger = logging.getLogger(__name__)
 
 #: Importing this module enables Benti: its settings are read and checked now.
 enable("benti")
+
+
+def _shared_file_settings() -> SharedFileSettings:
+    """`SHARED_FILE_*`, checked at start like the integration's own settings."""
+    try:
+        settings = SharedFileSettings.load()
+    except ConfigurationError as exc:
+        print(f"\nThe action server cannot start (shared files): {exc.message}\n",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    if settings.allow_private_networks:
+        logger.warning("SHARED_FILE_ALLOW_PRIVATE_NETWORKS=1: shared files may be fetched "
+                       "from loopback and private addresses (tests and development only)")
+    return settings
+
+
+SHARED_FILES = _shared_file_settings()
 
 FORM = "benti_ticket_form"
 TITLE_SLOT = "benti_ticket_title"
@@ -56,14 +76,23 @@ def transcript_attachment(tracker: Tracker, limit: int) -> Attachment:
 
 
 async def shared_attachments(benti_client: BentiClient, tracker: Tracker) -> list[Attachment]:
-    """Files the customer shared, downloaded concurrently. A file that is too big or cannot
-    be fetched is left out (with a log line) rather than failing the whole ticket."""
-    limit = benti_client.settings.max_shared_files
-    files = shared_files(tracker)[:limit]
+    """Files the customer shared, downloaded concurrently from the hosts the operator allows
+    (`SHARED_FILE_HOSTS`; see `clients.shared_files`). A file that is refused, too big or
+    cannot be fetched is left out (with a log line) rather than failing the whole ticket."""
+    files = shared_files(tracker)[:benti_client.settings.max_shared_files]
+    if not files:
+        return []
+    fetcher = SharedFileFetcher(SHARED_FILES,
+                                max_bytes=benti_client.settings.max_attachment_bytes,
+                                timeout=benti_client.settings.timeout_seconds)
+    if not fetcher.enabled:
+        logger.info("benti: %d shared file(s) not attached: SHARED_FILE_HOSTS is empty, so "
+                    "shared files are not fetched", len(files))
+        return []
 
     async def fetch(position: int, item: dict[str, str]) -> Attachment | None:
         try:
-            return Attachment(item["name"], await benti_client.fetch_file(item["url"]))
+            return Attachment(item["name"], await fetcher.fetch(item["url"]))
         except IntegrationError as exc:
             logger.warning("benti: shared file %d of %d not attached: %s",
                         position, len(files), exc.message)
@@ -108,8 +137,10 @@ class ActionBentiCreateTicket(IntegrationAction):
                 SlotSet(DESCRIPTION_SLOT, None)]
 
 
-class ValidateBentiTicketForm(ContactSlotValidation, FormValidationAction):
+class ValidateBentiTicketForm(ContactSlotValidation, TextSlotForm):
     """Ask again for any answer Benti or an agent could not use."""
+
+    text_slots = (TITLE_SLOT, DESCRIPTION_SLOT)
 
     def name(self) -> str:
         return "validate_benti_ticket_form"
@@ -117,7 +148,7 @@ class ValidateBentiTicketForm(ContactSlotValidation, FormValidationAction):
     async def validate_benti_ticket_title(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return validated_text(dispatcher, TITLE_SLOT, value, TITLE_MAX)
+        return validated_text(dispatcher, TITLE_SLOT, value, TITLE_MAX, multiline=False)
 
     async def validate_benti_ticket_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -7,36 +7,63 @@
 - `action_cention_popular_questions` offers the library's top list.
 - `cention_errand_form` + `action_cention_create_errand` hand the conversation to an agent
   as an errand and record which conversation owns it, so the agent's answer (delivered by the
-  Cention connector) comes back into this conversation.
+  Cention connector) comes back into this conversation; optionally they also save the
+  customer's contact card (`CENTION_CONTACT_CARD`).
+- `action_cention_errand_status` ("any news on my request?") tells how an errand of this
+  conversation is doing, from Cention's errand report.
+- `action_cention_start_withdrawal` + `cention_withdraw_form` +
+  `action_cention_withdraw_errand` ("never mind, it's solved") close an open errand of this
+  conversation once the customer confirms.
+- `action_cention_record_resolved` ("that helped") thanks the customer and, when the operator
+  asks for it (`CENTION_RECORD_RESOLVED`), records the library answer in Cention as an
+  errand that is already closed, so the contact centre's reports count it.
+
+An errand number the customer gives is only ever looked at when this conversation created
+that errand (the errand registry); any other number gets the reply of an unknown one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import re
 from typing import Any
 
-from rasa_sdk import FormValidationAction, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
-from rasa_service_desk.actions.runtime import client, enable, integration
+from rasa_service_desk.actions.forms import TextSlotForm
+from rasa_service_desk.actions.runtime import action_deadline, client, enable, integration
 from rasa_service_desk.actions.shared_state import shared_state
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import (
     ContactSlotValidation,
     clean_email,
+    clean_line,
     clean_name,
-    clean_text,
+    clean_phone,
     validated_text,
 )
 from rasa_service_desk.clients.cention.client import CentionClient, NewErrand
-from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
+from rasa_service_desk.clients.cention.errand_registry import ErrandOwner, ErrandRegistry
+from rasa_service_desk.clients.cention.errands import (
+    RECORD_SENDER_DOMAIN,
+    ContactCard,
+    ErrandAnswer,
+    ErrandReport,
+    FollowUpOptions,
+    WithdrawalLog,
+    follow_up_options,
+    format_time,
+)
 from rasa_service_desk.clients.cention.models import LibraryQuestion
 from rasa_service_desk.clients.cention.settings import CentionSettings
 from rasa_service_desk.clients.errors import IntegrationError
+from rasa_service_desk.logs import conversation_fields, conversation_hash
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +81,25 @@ FORM_NAME = "cention_errand_form"
 SUBJECT_MIN_LENGTH = 3
 SUBJECT_MAX_LENGTH = 150
 BUTTON_TITLE_LENGTH = 64
+#: The library question last answered in this conversation ("that helped" records it).
+ANSWERED_SLOT = "cention_answered_question_id"
+#: An errand number the customer gave, kept when the action failed so "try again" uses it.
+ERRAND_NUMBER_SLOT = "cention_errand_number"
+ERRAND_NUMBER_ENTITY = "cention_errand_number"
+WITHDRAW_ERRAND_SLOT = "cention_withdraw_errand_id"
+WITHDRAW_CONFIRMATION_SLOT = "cention_withdraw_confirmation"
+WITHDRAW_FORM = "cention_withdraw_form"
+#: The domain response whose text closes a withdrawn errand in Cention (not shown in chat).
+WITHDRAWN_NOTE = "utter_cention_errand_withdrawn_note"
+RETRY_ACTION = "action_retry_pending"
+CUID_MAX_LENGTH = 100
+STATUS_RESPONSES = {
+    "waiting": "utter_cention_errand_status_waiting",
+    "in_progress": "utter_cention_errand_status_in_progress",
+    "answered": "utter_cention_errand_status_answered",
+    "closed": "utter_cention_errand_status_closed",
+    "withdrawn": "utter_cention_errand_status_withdrawn",
+}
 
 
 
@@ -70,6 +116,17 @@ def cention_settings() -> CentionSettings:
 def errand_registry() -> ErrandRegistry:
     """Errand ownership in the shared state, where the callback connector finds it."""
     return ErrandRegistry(shared_state())
+
+
+_options: list[FollowUpOptions] = []
+
+
+def follow_ups() -> FollowUpOptions:
+    """The operator's follow-up settings (agent names, closing user, contact card, ...)."""
+    if not _options:
+        loaded = integration("cention")
+        _options.append(follow_up_options(loaded.settings, loaded.sandboxed))
+    return _options[0]
 
 
 def pick_button(question: LibraryQuestion) -> dict[str, str]:
@@ -106,8 +163,11 @@ class ActionCentionAnswer(IntegrationAction):
         matches = [q for q in matches if q.answer]
         if not matches:
             dispatcher.utter_message(response="utter_cention_no_answer")
+            if tracker.get_slot(ANSWERED_SLOT):
+                events.append(SlotSet(ANSWERED_SLOT, None))
             return events
         answer(dispatcher, matches[0])
+        events.append(SlotSet(ANSWERED_SLOT, matches[0].id))
         others = matches[1 : 1 + cention_settings().max_suggestions]
         if others:
             dispatcher.utter_message(
@@ -148,9 +208,9 @@ class ActionCentionPickQuestion(IntegrationAction):
         question = await cention().question(str(picked)) if picked else None
         if question is None or not question.answer:
             dispatcher.utter_message(response="utter_cention_question_unavailable")
-        else:
-            answer(dispatcher, question)
-        return [SlotSet(QUESTION_ID_SLOT, None)]
+            return [SlotSet(QUESTION_ID_SLOT, None)]
+        answer(dispatcher, question)
+        return [SlotSet(QUESTION_ID_SLOT, None), SlotSet(ANSWERED_SLOT, question.id)]
 
 
 class ActionCentionPopularQuestions(IntegrationAction):
@@ -217,10 +277,12 @@ class ActionCentionCreateErrand(IntegrationAction):
     ) -> EventList:
         name = clean_name(tracker.get_slot("customer_name"))
         email = clean_email(tracker.get_slot("customer_email"))
-        subject = clean_text(tracker.get_slot(SUBJECT_SLOT), SUBJECT_MAX_LENGTH, SUBJECT_MIN_LENGTH)
+        subject = clean_line(tracker.get_slot(SUBJECT_SLOT), SUBJECT_MAX_LENGTH, SUBJECT_MIN_LENGTH)
         if not (name and email and subject):
             dispatcher.utter_message(response="utter_cention_errand_incomplete")
             return []
+        started = asyncio.get_running_loop().time()
+        options = follow_ups()
         message_id = errand_message_id(tracker, subject)
         errand_id = await cention().create_errand(NewErrand(
             message_id=message_id,
@@ -233,6 +295,7 @@ class ActionCentionCreateErrand(IntegrationAction):
                 "channel": tracker.get_latest_input_channel(),
                 "source": "rasa",
             },
+            cuid=customer_cuid(tracker, options),
         ))
         try:
             await record_owner(errand_id, tracker)
@@ -241,16 +304,400 @@ class ActionCentionCreateErrand(IntegrationAction):
             # copy into this chat is lost, so tell the customer the reference anyway.
             logger.error("cention errand %s: could not record its conversation", errand_id,
                          exc_info=True)
-        logger.info("cention errand %s created for conversation %s", errand_id,
-                    tracker.sender_id)
+        logger.info("cention errand %s created (conv=%s)", errand_id,
+                    conversation_hash(tracker.sender_id),
+                    extra=conversation_fields(tracker.sender_id))
+        if options.contact_card:
+            card = ContactCard(name=name, emails=(email,), phones=tuple(
+                p for p in [clean_phone(tracker.get_slot("customer_phone"))] if p))
+            await best_effort(cention().save_contact_card(card), remaining(started),
+                              f"cention errand {errand_id}: contact card")
         dispatcher.utter_message(
             response="utter_cention_errand_created", errand_id=errand_id, email=email
         )
         return [SlotSet(ERRAND_ID_SLOT, errand_id), SlotSet(SUBJECT_SLOT, None)]
 
 
-class ValidateCentionErrandForm(ContactSlotValidation, FormValidationAction):
+def customer_cuid(tracker: Tracker, options: FollowUpOptions) -> str:
+    """The `cuid` for the customer's contact card: the slot the operator named, if set."""
+    if not options.cuid_slot:
+        return ""
+    return clean_line(tracker.slots.get(options.cuid_slot), CUID_MAX_LENGTH) or ""
+
+
+def remaining(started: float, margin: float = 1.0) -> float:
+    """Seconds left of the action's deadline (ACTION_DEADLINE_SECONDS), less a margin for
+    the reply, for work that must never make the action late."""
+    elapsed = asyncio.get_running_loop().time() - started
+    return max(0.0, action_deadline() - elapsed - margin)
+
+
+async def best_effort(work: Any, budget: float, what: str) -> Any:
+    """Run `work` (a coroutine) within `budget` seconds; a failure or a timeout is logged and
+    gives None, never an error for the customer."""
+    if budget <= 0:
+        work.close()
+        logger.warning("%s: skipped, no time left before the action's deadline", what)
+        return None
+    try:
+        return await asyncio.wait_for(work, budget)
+    except asyncio.TimeoutError:
+        logger.warning("%s: no result within %.1f s", what, budget)
+    except IntegrationError as exc:
+        logger.warning("%s: failed (%s, HTTP %s)", what, type(exc).__name__, exc.status)
+    except Exception:
+        logger.error("%s: failed unexpectedly", what, exc_info=True)
+    return None
+
+
+# -- follow-ups: status, withdrawal, resolved by the bot ---------------------------------------
+
+#: Not followed by a unit of time ("2 days", "10 am").
+_NOT_A_DURATION = r"(?!\s*(?:days?|hours?|hrs?|h|minutes?|mins?|weeks?|months?|years?|am|pm)\b)"
+#: A number the customer calls an errand ("request 511055", "#2256-1", "ref: 33").
+_REFERENCE = re.compile(
+    r"(?:#|\b(?:errand|request|reference|ref|case|ticket|number|nr|no)\b\.?)\s*"
+    r"(?:number|nr\.?|no\.?)?\s*[:#]?\s*(\d{1,18})(?:-\d{1,3})?(?![\d.,:/-])"
+    + _NOT_A_DURATION, re.IGNORECASE)
+#: Otherwise a number of 3 digits or more standing alone (not a time, date, phone or amount).
+_NUMBER = re.compile(r"(?<![\w.,:/+-])(\d{3,18})(?:-\d{1,3})?(?![\w.,:/-])"
+                     + _NOT_A_DURATION, re.IGNORECASE)
+
+
+def errand_number_in(text: str) -> str | None:
+    """The errand number in a customer's message, or None."""
+    text = text.strip()
+    if text.isdigit() and len(text) <= 18:
+        return text.lstrip("0") or None
+    for pattern in (_REFERENCE, _NUMBER):
+        match = pattern.search(text)
+        if match:
+            return match.group(1).lstrip("0") or None
+    return None
+
+
+def requested_errand(tracker: Tracker) -> str | None:
+    """The errand number the customer gave: the entity of a button or extractor, the number
+    in their message, or (when "try again" re-runs the action) the one kept on failure."""
+    if tracker.latest_action_name == RETRY_ACTION:
+        kept = tracker.get_slot(ERRAND_NUMBER_SLOT)
+        return str(kept) if kept else None
+    entity = next(tracker.get_latest_entity_values(ERRAND_NUMBER_ENTITY), None)
+    if entity is not None:
+        return errand_number_in(str(entity))
+    text = str(tracker.latest_message.get("text") or "")
+    if text.startswith("/"):  # intent syntax: only its entities count
+        return None
+    return errand_number_in(text)
+
+
+async def own_errand(errand_id: str, tracker: Tracker) -> ErrandOwner | None:
+    """The registry's record of `errand_id` when this conversation created it, else None
+    (whether the errand belongs to another conversation or does not exist at all)."""
+    owner = await errand_registry().owner(errand_id)
+    return owner if owner is not None and owner.sender_id == tracker.sender_id else None
+
+
+def withdrawals() -> WithdrawalLog:
+    return WithdrawalLog(shared_state())
+
+
+def domain_text(domain: DomainDict, response: str, **values: str) -> str:
+    """The text of `response`'s first variation in the domain, `{name}`s filled from `values`
+    (for text that goes to Cention, not to the chat)."""
+    variations = (domain.get("responses") or {}).get(response)
+    first = variations[0] if isinstance(variations, list) and variations else None
+    text = first.get("text") if isinstance(first, dict) else None
+    if not isinstance(text, str):
+        logger.warning("%s is not in the domain Rasa sent (enable_selective_domain?); "
+                       "sending no text", response)
+        return ""
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+class ErrandFollowUp(IntegrationAction):
+    """Finds the errand a follow-up is about: the number the customer gave, else the errand
+    created in this conversation; either way only an errand this conversation owns."""
+
+    def failure_events(self, exc: IntegrationError, tracker: Tracker) -> EventList:
+        """Keep the number the customer gave, so "try again" asks about the same errand."""
+        return [SlotSet(ERRAND_NUMBER_SLOT, requested_errand(tracker))]
+
+    @staticmethod
+    def clear_number(tracker: Tracker) -> EventList:
+        return [SlotSet(ERRAND_NUMBER_SLOT, None)] if tracker.get_slot(
+            ERRAND_NUMBER_SLOT) else []
+
+    async def errand(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> tuple[str, ErrandOwner, ErrandReport] | None:
+        """The errand and its report, or None after telling the customer why not."""
+        errand_id = requested_errand(tracker) or tracker.get_slot(ERRAND_ID_SLOT)
+        if not errand_id:
+            dispatcher.utter_message(response="utter_cention_no_errand")
+            return None
+        errand_id = str(errand_id)
+        owner = await own_errand(errand_id, tracker)
+        # Cention is asked only about this conversation's errands: another conversation's
+        # errand and one that does not exist get the same reply.
+        report = await cention().errand_report(errand_id) if owner is not None else None
+        if owner is None or report is None:
+            dispatcher.utter_message(response="utter_cention_errand_unknown",
+                                     errand_id=errand_id)
+            return None
+        return errand_id, owner, report
+
+
+class ActionCentionErrandStatus(ErrandFollowUp):
+    """ "Any news on my request?": how the errand is doing and when it last moved."""
+
+    def name(self) -> str:
+        return "action_cention_errand_status"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        events = self.clear_number(tracker)
+        found = await self.errand(dispatcher, tracker)
+        if found is None:
+            return events
+        errand_id, owner, report = found
+        options = follow_ups()
+        state: str = report.state
+        last = report.last_action_at or owner.created_at
+        if state in ("answered", "closed"):
+            withdrawn_at = await withdrawals().withdrawn_at(errand_id)
+            if withdrawn_at is not None:
+                state, last = "withdrawn", report.last_action_at or withdrawn_at
+        values = {"errand_id": errand_id, "last_update": format_time(last, options.timezone)}
+        if state == "in_progress" and options.show_agent_names and report.agent:
+            dispatcher.utter_message(response="utter_cention_errand_status_in_progress_named",
+                                     agent=report.agent, **values)
+        else:
+            dispatcher.utter_message(response=STATUS_RESPONSES[state], **values)
+        return events
+
+
+class ActionCentionStartWithdrawal(ErrandFollowUp):
+    """ "Never mind, it's solved": check the errand can be withdrawn, then ask to confirm
+    (`cention_withdraw_form`)."""
+
+    def name(self) -> str:
+        return "action_cention_start_withdrawal"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        events = self.clear_number(tracker)
+        if follow_ups().closing_user is None:
+            dispatcher.utter_message(response="utter_cention_withdraw_unavailable")
+            return events
+        found = await self.errand(dispatcher, tracker)
+        if found is None:
+            return events
+        errand_id, _, report = found
+        if report.state in ("answered", "closed"):
+            dispatcher.utter_message(response="utter_cention_errand_already_closed",
+                                     errand_id=errand_id)
+            return events
+        return [*events, SlotSet(WITHDRAW_ERRAND_SLOT, errand_id),
+                SlotSet(WITHDRAW_CONFIRMATION_SLOT, None), FollowupAction(WITHDRAW_FORM)]
+
+
+class ActionCentionWithdrawErrand(IntegrationAction):
+    """Close the errand once the customer confirmed, as the operator's closing user, with the
+    text of `utter_cention_errand_withdrawn_note`; or keep it open when they said no."""
+
+    def name(self) -> str:
+        return "action_cention_withdraw_errand"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        errand_id = tracker.get_slot(WITHDRAW_ERRAND_SLOT)
+        confirmed = tracker.get_slot(WITHDRAW_CONFIRMATION_SLOT)
+        done = [SlotSet(WITHDRAW_ERRAND_SLOT, None), SlotSet(WITHDRAW_CONFIRMATION_SLOT, None)]
+        if not errand_id or confirmed not in ("yes", "no"):
+            dispatcher.utter_message(response="utter_cention_no_errand")
+            return done
+        errand_id = str(errand_id)
+        if confirmed == "no":
+            dispatcher.utter_message(response="utter_cention_withdraw_cancelled",
+                                     errand_id=errand_id)
+            return done
+        user = follow_ups().closing_user
+        if user is None:
+            dispatcher.utter_message(response="utter_cention_withdraw_unavailable")
+            return done
+        # The slot comes back from the client side of the conversation: check it again.
+        report = await cention().errand_report(errand_id) if await own_errand(
+            errand_id, tracker) else None
+        if report is None:
+            dispatcher.utter_message(response="utter_cention_errand_unknown",
+                                     errand_id=errand_id)
+            return done
+        if report.state in ("answered", "closed"):
+            dispatcher.utter_message(response="utter_cention_errand_already_closed",
+                                     errand_id=errand_id)
+            return done
+        note = domain_text(domain, WITHDRAWN_NOTE, errand_id=errand_id)
+        await cention().end_errand(errand_id, ErrandAnswer(user, subject=report.subject,
+                                                          body=note))
+        try:
+            await withdrawals().record(errand_id, tracker.sender_id)
+        except Exception:
+            logger.error("cention errand %s: withdrawn, but not recorded as such", errand_id,
+                         exc_info=True)
+        logger.info("cention errand %s withdrawn by its customer (conv=%s)", errand_id,
+                    conversation_hash(tracker.sender_id),
+                    extra=conversation_fields(tracker.sender_id))
+        dispatcher.utter_message(response="utter_cention_errand_withdrawn", errand_id=errand_id)
+        return done
+
+
+_YES = frozenset({"yes", "y", "yeah", "yep", "yup", "yea", "sure", "ok", "okay", "correct",
+                  "confirm", "confirmed", "absolutely", "definitely", "right", "affirmative"})
+_NO = frozenset({"no", "n", "nope", "nah", "not", "don't", "dont", "keep", "negative"})
+_GO_AHEAD = frozenset({"close", "withdraw", "ahead", "solved"})
+
+
+def yes_or_no(text: Any) -> str | None:
+    """"yes" or "no" for a customer's answer to a yes/no question, None when it is neither:
+    the first yes-word or no-word decides ("yes, it's not needed any more" is yes, "no,
+    keep it" no); a sentence without either that asks to close ("please close it") is yes."""
+    if not isinstance(text, str):
+        return None
+    words = re.findall(r"[a-z']+", text.casefold().replace("\u2019", "'"))
+    for word in words:
+        if word in _YES:
+            return "yes"
+        if word in _NO:
+            return "no"
+    return "yes" if any(word in _GO_AHEAD for word in words) else None
+
+
+class ValidateCentionWithdrawForm(TextSlotForm):
+    """Reads the customer's yes or no to withdrawing the errand."""
+
+    text_slots = (WITHDRAW_CONFIRMATION_SLOT,)
+
+    def name(self) -> str:
+        return "validate_cention_withdraw_form"
+
+    async def validate_cention_withdraw_confirmation(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if value is None:  # emptied when the withdrawal started: not an answer yet
+            return {WITHDRAW_CONFIRMATION_SLOT: None}
+        answer_ = yes_or_no(value)
+        if answer_ is None:
+            dispatcher.utter_message(response="utter_cention_withdraw_yes_or_no")
+        return {WITHDRAW_CONFIRMATION_SLOT: answer_}
+
+
+def resolved_message_id(tracker: Tracker, question_id: str) -> str:
+    """The same for the same library answer in the same conversation: a repeated "that
+    helped" records it once."""
+    answered_at = ""
+    for event in reversed(tracker.events):
+        if event.get("event") == "slot" and event.get("name") == ANSWERED_SLOT:
+            answered_at = str(event.get("timestamp", ""))
+            break
+    digest = hashlib.sha256(
+        f"{tracker.sender_id}|{question_id}|{answered_at}".encode()).hexdigest()
+    return f"rasa-resolved-{digest[:32]}"
+
+
+class ActionCentionRecordResolved(IntegrationAction):
+    """ "That helped": thank the customer; with `CENTION_RECORD_RESOLVED`, record the library
+    answer that helped as an errand created closed (the `answer` object of `c3_new_errands`),
+    so the contact centre's reports count what the bot solved. Recording never delays or
+    fails the customer's reply: a problem is logged."""
+
+    def name(self) -> str:
+        return "action_cention_record_resolved"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        started = asyncio.get_running_loop().time()
+        dispatcher.utter_message(response="utter_cention_glad_it_helped")
+        question_id = tracker.get_slot(ANSWERED_SLOT)
+        if not question_id:
+            return []
+        options = follow_ups()
+        if options.record_resolved:
+            if options.closing_user is None:
+                logger.warning("cention: CENTION_RECORD_RESOLVED needs CENTION_CLOSING_USER_ID;"
+                               " the resolved conversation is not recorded")
+            else:
+                errand_id = await best_effort(
+                    self.record(tracker, str(question_id), options), remaining(started),
+                    "cention resolved conversation")
+                if errand_id:
+                    logger.info("cention errand %s records a question the library answered "
+                                "(conv=%s)", errand_id, conversation_hash(tracker.sender_id),
+                                extra=conversation_fields(tracker.sender_id))
+        return [SlotSet(ANSWERED_SLOT, None)]
+
+    @staticmethod
+    async def record(tracker: Tracker, question_id: str, options: FollowUpOptions) -> str | None:
+        question = await cention().question(question_id)
+        if question is None or options.closing_user is None:
+            return None
+        subject = clean_line(question.title or question.question, SUBJECT_MAX_LENGTH) or (
+            question.id)
+        sender = hashlib.sha256(tracker.sender_id.encode()).hexdigest()[:16]
+        return await cention().create_errand(NewErrand(
+            message_id=resolved_message_id(tracker, question_id),
+            name=clean_name(tracker.get_slot("customer_name")) or "",
+            # Never the customer's address: the doc does not say whether Cention mails the
+            # answer of an errand created closed.
+            email=f"chat-{sender}@{RECORD_SENDER_DOMAIN}",
+            subject=subject,
+            body=errand_body(tracker),
+            extradata={
+                "conversation_id": tracker.sender_id,
+                "channel": tracker.get_latest_input_channel(),
+                "source": "rasa",
+                "resolved_by": "library",
+                "library_question_id": question.id,
+            },
+            answer=ErrandAnswer(options.closing_user, subject=subject, body=question.answer,
+                                html_body=question.answer_html),
+        ))
+
+
+class ActionCentionAgentAnswer(Action):
+    """Show an agent's answer (brought in by the callback connector) whatever the customer
+    is doing: inside a form, the form then resumes and asks its question again.
+
+    The answer arrives as a message with intent `cention_agent_answer` in Rasa's intent
+    syntax. No form takes it as an answer (the project's forms fill their slots only from
+    what the customer types), so the active form is rejected and this action runs; it hands
+    back to the form with a `FollowupAction`, and the form, not called right after a
+    customer message, asks its question again without validating anything.
+    """
+
+    def name(self) -> str:
+        return "action_cention_agent_answer"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventList:
+        dispatcher.utter_message(response="utter_cention_agent_answer")
+        form = (tracker.active_loop or {}).get("name")
+        if isinstance(form, str) and form and form in (domain.get("forms") or {}):
+            return [FollowupAction(form)]
+        return []
+
+
+class ValidateCentionErrandForm(ContactSlotValidation, TextSlotForm):
     """Checks the errand form's answers before anything is sent to Cention."""
+
+    text_slots = (SUBJECT_SLOT,)
 
     def name(self) -> str:
         return "validate_cention_errand_form"
@@ -259,5 +706,6 @@ class ValidateCentionErrandForm(ContactSlotValidation, FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         return validated_text(
-            dispatcher, SUBJECT_SLOT, value, SUBJECT_MAX_LENGTH, SUBJECT_MIN_LENGTH
+            dispatcher, SUBJECT_SLOT, value, SUBJECT_MAX_LENGTH, SUBJECT_MIN_LENGTH,
+            multiline=False,
         )

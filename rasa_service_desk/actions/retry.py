@@ -2,15 +2,32 @@
 
 `IntegrationAction` records the failed action in the `pending_action` slot; this action runs
 it again with every slot as the customer left it, so nothing has to be retyped.
+
+The slot comes back from the client side of the conversation (a tracker can be edited, a
+channel can set slots), so it is trusted only when it names one of this process's
+`IntegrationAction`s. Anything else (another action, a list, a number, a long text) is
+refused: the customer hears there is nothing to retry and the slot is cleared.
 """
 
 from __future__ import annotations
 
+import logging
+
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import FollowupAction
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from rasa_service_desk.actions.base import PENDING_ACTION_SLOT, DomainDict, EventList
+from rasa_service_desk.actions.base import (
+    PENDING_ACTION_SLOT,
+    DomainDict,
+    EventList,
+    retryable_action_names,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Longer than any action name; a longer value is refused before any lookup.
+MAX_ACTION_NAME_LENGTH = 200
 
 
 class ActionRetryPending(Action):
@@ -20,9 +37,18 @@ class ActionRetryPending(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
-        pending = tracker.get_slot(PENDING_ACTION_SLOT)
-        if not pending:
+        # `slots.get`, not `get_slot`: no INFO line per request when a bot lacks the slot.
+        pending = tracker.slots.get(PENDING_ACTION_SLOT)
+        if pending is None or pending == "":
             dispatcher.utter_message(response="utter_nothing_to_retry")
             return []
+        if not (isinstance(pending, str) and len(pending) <= MAX_ACTION_NAME_LENGTH
+                and pending in retryable_action_names()):
+            # Neither the value nor its start is logged: it may be anything a client sent.
+            logger.warning("%s: %s is not a retryable action (%s of length %s); cleared",
+                           self.name(), PENDING_ACTION_SLOT, type(pending).__name__,
+                           len(pending) if isinstance(pending, (str, list, dict)) else "-")
+            dispatcher.utter_message(response="utter_nothing_to_retry")
+            return [SlotSet(PENDING_ACTION_SLOT, None)]
         dispatcher.utter_message(response="utter_retrying")
         return [FollowupAction(pending)]

@@ -13,11 +13,18 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from rasa_service_desk.clients.errors import ConfigurationError
 from rasa_service_desk.clients.redact import install_redaction
-from rasa_service_desk.clients.settings import Integration, load_integrations
+from rasa_service_desk.clients.settings import (
+    DEFAULT_ACTION_DEADLINE_SECONDS,
+    GlobalSettings,
+    Integration,
+    load_global_settings,
+    load_integrations,
+)
+from rasa_service_desk.logs import configure_action_server_logging
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +32,48 @@ C = TypeVar("C")
 
 _integrations: dict[str, Integration] = {}
 _clients: dict[str, Any] = {}
+_global: list[GlobalSettings] = []
 
 
-def _ensure_logging() -> None:
+def _refuse_to_start(what: str, exc: ConfigurationError) -> NoReturn:
+    print(f"\nThe action server cannot start ({what}): {exc.message}\n"
+          "Set these variables in the environment or in .env (see .env.example).\n",
+          file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def global_settings() -> GlobalSettings:
+    """The checked global switches (SANDBOX, LOG_LEVEL, ACTION_DEADLINE_SECONDS, ...), read
+    once per process; a wrong one stops the process (exit code 2, one line per problem)."""
+    if not _global:
+        try:
+            _global.append(load_global_settings())
+        except ConfigurationError as exc:
+            _refuse_to_start("settings", exc)
+    return _global[0]
+
+
+def action_deadline() -> float:
+    """Seconds an `IntegrationAction` may run (ACTION_DEADLINE_SECONDS)."""
+    if not _global:
+        try:
+            _global.append(load_global_settings())
+        except ConfigurationError as exc:
+            # Only when nothing checked the settings at startup (no integration enabled, no
+            # plugin): the action must still answer.
+            logger.error("%s; using %g s", " ".join(exc.message.split()),
+                         DEFAULT_ACTION_DEADLINE_SECONDS)
+            return DEFAULT_ACTION_DEADLINE_SECONDS
+    return _global[0].action_deadline_seconds
+
+
+def in_server_worker() -> bool:
+    """True in a Sanic worker process: newer rasa-sdk releases check the settings in the main
+    process and import the actions again in each worker."""
+    return bool(os.environ.get("SANIC_WORKER_NAME"))
+
+
+def _ensure_logging(level: str) -> None:
     """Give the process a log handler if the SDK did not configure one.
 
     Newer rasa-sdk releases serve requests from a Sanic worker process where logging is not
@@ -36,7 +82,7 @@ def _ensure_logging() -> None:
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(
-            level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+            level=level,
             format="%(asctime)s %(levelname)-8s %(name)s - %(message)s",
         )
 
@@ -47,21 +93,23 @@ def enable(name: str) -> Integration:
     existing = _integrations.get(name)
     if existing is not None:
         return existing
-    _ensure_logging()
     install_redaction()
     try:
+        # Reports the global switches' problems and this vendor's together.
         loaded = load_integrations([name])[name]
     except ConfigurationError as exc:
-        print(f"\nThe action server cannot start ({name}): {exc.message}\n"
-              "Set these variables in the environment or in .env (see .env.example).\n",
-              file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse_to_start(name, exc)
+    _ensure_logging(global_settings().log_level)
+    # Redaction of every record, JSON lines with LOG_FORMAT=json, secrets of the environment.
+    configure_action_server_logging(global_settings().log_level)
     _integrations[name] = loaded
+    # One line per integration and start: a worker process repeats it at DEBUG only.
+    level = logging.DEBUG if in_server_worker() else logging.INFO
     if loaded.sandboxed:
-        logger.info("%s: enabled, using the local simulator (no vendor credentials, or "
-                    "SANDBOX=1)", name)
+        logger.log(level, "%s: enabled, using the local simulator (no vendor credentials, "
+                   "or SANDBOX=1)", name)
     else:
-        logger.info("%s: enabled, using the vendor API", name)
+        logger.log(level, "%s: enabled, using the vendor API", name)
     return loaded
 
 

@@ -7,10 +7,14 @@ naming the setting).
 
 from __future__ import annotations
 
+import logging
 import sys
 
+from rasa_service_desk.actions.runtime import in_server_worker
 from rasa_service_desk.clients.errors import ConfigurationError
 from rasa_service_desk.state import StateStore, load_store
+
+logger = logging.getLogger(__name__)
 
 _store: StateStore | None = None
 
@@ -26,4 +30,7 @@ def shared_state() -> StateStore:
                   "Set STATE_URL in the environment or in .env: sqlite:///<file> for one "
                   "host, redis://host:6379/0 for several.\n", file=sys.stderr)
             raise SystemExit(2) from None
+        # Once per server: newer rasa-sdk imports the actions again in each Sanic worker.
+        level = logging.DEBUG if in_server_worker() else logging.INFO
+        logger.log(level, "shared state: %s", _store.description)
     return _store

@@ -2,11 +2,17 @@
 
 Each returns the cleaned value, or None when the customer must be asked again; the validator
 then utters the matching response from `domain/shared.yml`.
+
+Text that goes to a vendor (names, titles, subjects, descriptions) never carries control
+characters: NUL, escape sequences, bidirectional overrides, lone surrogates and the like are
+removed. Multi-line free text keeps its line breaks (any newline convention becomes `\n`)
+and tabs; single-line text (`multiline=False`, and every name) turns them into spaces.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import phonenumbers
@@ -17,6 +23,32 @@ from rasa_sdk.executor import CollectingDispatcher
 DomainDict = dict[str, Any]
 
 _SPACES = re.compile(r"\s+")
+#: Terminal escape sequences (colours, cursor moves, window titles): removed whole.
+_ANSI_SEQUENCES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]"
+)
+#: Every line break convention, read as one `\n`.
+_LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+#: Invisible characters that reorder or hide text on an agent's screen ("Trojan source").
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")
+
+
+def strip_controls(text: str, multiline: bool = True) -> str:
+    """`text` without control characters: line breaks become `\n` and tabs stay in
+    `multiline` text; in single-line text both become spaces. Everything else of Unicode
+    categories Cc (C0/C1 controls: NUL, ESC, DEL, ...) and Cs (lone surrogates, which no
+    vendor can even encode), plus the bidirectional overrides, is removed."""
+    text = _LINE_BREAKS.sub("\n", _ANSI_SEQUENCES.sub("", text))
+    kept = []
+    for ch in text:
+        if ch in "\n\t":
+            kept.append(ch if multiline else " ")
+        elif ch in _BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs"):
+            continue
+        else:
+            kept.append(ch)
+    return "".join(kept)
 
 
 def clean_email(value: Any) -> str | None:
@@ -42,27 +74,39 @@ def clean_phone(value: Any, default_region: str | None = None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def clean_text(value: Any, max_length: int, min_length: int = 1) -> str | None:
-    """Free text with collapsed spaces, between `min_length` and `max_length` characters."""
+def clean_text(
+    value: Any, max_length: int, min_length: int = 1, *, multiline: bool = True
+) -> str | None:
+    """Free text without control characters, between `min_length` and `max_length`
+    characters. Single-line text (`multiline=False`, or text typed on one line) has its
+    spaces collapsed; multi-line text keeps its lines, tabs and indentation."""
     if not isinstance(value, str):
         return None
-    text = value.strip()
+    text = strip_controls(value, multiline).strip()
     if "\n" not in text:
         text = _SPACES.sub(" ", text)
     return text if min_length <= len(text) <= max_length else None
 
 
+def clean_line(value: Any, max_length: int, min_length: int = 1) -> str | None:
+    """Single-line text (a title, a subject): `clean_text` with line breaks and tabs turned
+    into spaces."""
+    return clean_text(value, max_length, min_length, multiline=False)
+
+
 def clean_name(value: Any, max_length: int = 100) -> str | None:
-    """A person's name: bounded text with at least one letter."""
-    text = clean_text(value, max_length)
+    """A person's name: bounded single-line text with at least one letter."""
+    text = clean_line(value, max_length)
     return text if text and any(ch.isalpha() for ch in text) else None
 
 
 def validated_text(
-    dispatcher: CollectingDispatcher, slot: str, value: Any, max_length: int, min_length: int = 1
+    dispatcher: CollectingDispatcher, slot: str, value: Any, max_length: int, min_length: int = 1,
+    *, multiline: bool = True,
 ) -> dict[str, Any]:
-    """Slot update for a bounded free-text answer; asks again with `utter_invalid_text`."""
-    text = clean_text(value, max_length, min_length)
+    """Slot update for a bounded free-text answer; asks again with `utter_invalid_text`.
+    Pass `multiline=False` for a title or a subject."""
+    text = clean_text(value, max_length, min_length, multiline=multiline)
     if text is None:
         dispatcher.utter_message(
             response="utter_invalid_text", min_length=min_length, max_length=max_length

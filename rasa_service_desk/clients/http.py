@@ -10,6 +10,13 @@ Retry rules, chosen so a retry can never create a second ticket, errand or loop:
   retried after connection errors, timeouts and 429/502/503/504;
 - other POSTs are retried only when the vendor cannot have acted on them: the connection was
   never established, or the vendor answered 429 or 503 (it refused the request unprocessed).
+
+The wait before a retry honours the vendor's hint, capped by the policy's `max_wait`:
+`Retry-After` (seconds or HTTP date), and the rate-limit reset headers `x-throttle-reset` /
+`x-quota-reset` (Inbenta documents them as the timestamp at which that limit resets; read as
+Unix seconds, or milliseconds when the number is that large). A reset header counts only
+when its limit is the one exhausted: its `x-throttle-usage` / `x-quota-usage` percentage is
+at least 100, or absent.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -41,6 +49,7 @@ from rasa_service_desk.clients.errors import (
     VendorUnavailable,
 )
 from rasa_service_desk.clients.redact import redact
+from rasa_service_desk.logs import http_fields, safe_url, vendor_error_text
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +131,48 @@ async def close_shared_sessions() -> None:
         await session.close()
 
 
+#: Rate-limit reset header -> the usage header (a percentage) of the same limit.
+RESET_HEADERS = {"x-throttle-reset": "x-throttle-usage", "x-quota-reset": "x-quota-usage"}
+_MILLISECOND_EPOCH = 1e11  # a "timestamp" this large counts milliseconds, not seconds
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name, whatever its case (a plain dict of headers is case-sensitive)."""
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def _reset_wait(headers: Mapping[str, str], name: str, now: float) -> float | None:
+    """Seconds until the limit behind reset header `name` resets, if it is the one exhausted."""
+    raw, usage = _header(headers, name), _header(headers, RESET_HEADERS[name])
+    try:
+        if usage is not None and float(usage) < 100:
+            return None  # this limit is not what refused the request
+        stamp = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    if stamp is None or not math.isfinite(stamp):
+        return None
+    if stamp >= _MILLISECOND_EPOCH:
+        stamp /= 1000
+    # A small number cannot be a timestamp: some gateways send the seconds left instead.
+    return max(0.0, stamp - now) if stamp > 1e9 else max(0.0, stamp)
+
+
+def retry_hint(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """How long the vendor asks us to wait: the longest of `Retry-After` and the reset
+    headers of exhausted limits; None when the reply carries no such hint."""
+    now = time.time() if now is None else now
+    hints = [_retry_after(headers), *(_reset_wait(headers, name, now) for name in RESET_HEADERS)]
+    present = [hint for hint in hints if hint is not None]
+    return max(present) if present else None
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After")
+    value = _header(headers, "Retry-After")
     if not value:
         return None
     try:
@@ -213,7 +262,7 @@ class HttpClient:
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
         if isinstance(exc, _RetryableStatus):
-            hint = _retry_after(exc.response.headers)
+            hint = retry_hint(exc.response.headers)
             if hint is not None:
                 return min(self.retry.max_wait, max(backoff, hint))
         return backoff
@@ -263,7 +312,8 @@ class HttpClient:
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.debug(
                 "%s %s %s -> %s in %.0f ms",
-                self.vendor, method, redact(reply.url), reply.status, elapsed_ms,
+                self.vendor, method, safe_url(reply.url), reply.status, elapsed_ms,
+                extra=http_fields(self.vendor, method, reply.url, reply.status, elapsed_ms),
             )
         if reply.status in RETRYABLE_STATUSES:
             raise _RetryableStatus(reply)
@@ -286,11 +336,14 @@ class HttpClient:
         where = f"HTTP {reply.status}"
         vendor_message = self._vendor_message(reply)
         if vendor_message:
-            logger.warning("%s %s: %s", self.vendor, where, redact(vendor_message))
+            # Not verbatim: a vendor may echo what we sent (the customer's name, text).
+            logger.warning("%s %s", self.vendor,
+                           vendor_error_text(reply.status, reply.body, vendor_message),
+                           extra=http_fields(self.vendor, "", reply.url, reply.status))
         details = {"status": reply.status, "vendor_message": vendor_message}
         if reply.status == 429:
             return RateLimited(
-                self.vendor, where, retry_after=_retry_after(reply.headers), **details
+                self.vendor, where, retry_after=retry_hint(reply.headers), **details
             )
         if reply.status in (401, 403):
             return AuthenticationError(self.vendor, where, **details)  # type: ignore[arg-type]

@@ -54,10 +54,10 @@ from rasa_service_desk.clients.cention.callback import (
     read_request_body,
 )
 from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
-from rasa_service_desk.clients.compat import field_check
 from rasa_service_desk.clients.errors import ConfigurationError
 from rasa_service_desk.clients.redact import install_redaction, register_secrets
-from rasa_service_desk.clients.settings import EnvironmentSettings
+from rasa_service_desk.clients.settings import EnvironmentSettings, url_validator
+from rasa_service_desk.connectors.socketio import check_channels, nobody_connected
 from rasa_service_desk.state import StateUnavailable, load_store
 from rasa_service_desk.state.held_messages import hold
 
@@ -67,6 +67,17 @@ INTENT = "cention_agent_answer"
 ENTITY_ERRAND_ID = "cention_errand_id"
 ENTITY_ANSWER_TEXT = "cention_answer_text"
 ENTITY_ATTACHMENT_NAMES = "cention_attachment_names"
+#: What the answer holds, for the response's variations: `text`, `text_and_files`, `files`
+#: (attachments only) or `empty` (nothing readable: the answer went by email).
+ENTITY_ANSWER_KIND = "cention_answer_kind"
+
+
+def answer_kind(text: str, attachment_names: tuple[str, ...]) -> str:
+    """`text`, `text_and_files`, `files` or `empty`: an answer without text must not show as
+    an empty message, so the domain words each case on its own."""
+    if text.strip():
+        return "text_and_files" if attachment_names else "text"
+    return "files" if attachment_names else "empty"
 
 class CentionConnectorSettings(EnvironmentSettings):
     """The callback channel's settings: a credentials.yml key wins, else `CENTION_*` from the
@@ -83,13 +94,9 @@ class CentionConnectorSettings(EnvironmentSettings):
     callback_max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     attachment_timeout_seconds: float = Field(default=10.0, gt=0)
 
-    @field_check("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must be the workspace URL, like https://api.cention.com/s/demo")
-        return value
+    #: The one URL check of every setting: https:// (http:// only for this machine, or with
+    #: ALLOW_INSECURE_HTTP=1).
+    _check_urls = url_validator("base_url")
 
     @property
     def attachment_jwt(self) -> str:
@@ -145,6 +152,7 @@ def message_parse_data(answer: AgentAnswer, attachment_names: tuple[str, ...]) -
         ENTITY_ERRAND_ID: answer.errand_id,
         ENTITY_ANSWER_TEXT: answer.text,
         ENTITY_ATTACHMENT_NAMES: ", ".join(attachment_names),
+        ENTITY_ANSWER_KIND: answer_kind(answer.text, attachment_names),
     }
     text = f"/{INTENT}{json.dumps(values, ensure_ascii=False)}"
     entities = [
@@ -199,6 +207,10 @@ class CentionInput(InputChannel):
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
         webhook = Blueprint("cention_webhook", __name__)
+
+        @webhook.listener("before_server_start")
+        async def check_other_channels(app: Any, _: Any) -> None:
+            check_channels(list(getattr(app.ctx, "input_channels", None) or []))
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
@@ -272,7 +284,8 @@ class CentionInput(InputChannel):
     async def _output_channel(
         self, request: Request, sender_id: str, recorded_channel: str | None
     ) -> OutputChannel:
-        """The customer's latest channel if it can push, else a collecting channel."""
+        """The customer's latest channel if it can push to them now, else a collecting channel
+        (whose messages are then held for the customer's next message)."""
         wanted = await self._latest_customer_channel(request, sender_id) or recorded_channel
         channels = getattr(request.app.ctx, "input_channels", None) or []
         for channel in channels:
@@ -282,7 +295,7 @@ class CentionInput(InputChannel):
                 except Exception:
                     logger.exception("Cention callback: channel %s cannot push", wanted)
                     output = None
-                if output is not None:
+                if output is not None and not nobody_connected(channel, sender_id):
                     return output
         return CollectingOutputChannel()
 

@@ -24,6 +24,7 @@ from rasa.core.channels.rest import RestInput as RasaRestInput
 from sanic import Blueprint
 
 from rasa_service_desk.clients.errors import ConfigurationError
+from rasa_service_desk.connectors.socketio import check_channels
 from rasa_service_desk.state import StateStore, StateUnavailable, load_store
 from rasa_service_desk.state.held_messages import release
 
@@ -58,7 +59,13 @@ class RestInput(RasaRestInput):
             await self._send_held(message)
             return await on_new_message(message)
 
-        return super().blueprint(with_held_messages)
+        webhook = super().blueprint(with_held_messages)
+
+        @webhook.listener("before_server_start")
+        async def check_other_channels(app: Any, _: Any) -> None:
+            check_channels(list(getattr(app.ctx, "input_channels", None) or []))
+
+        return webhook
 
     async def _send_held(self, message: UserMessage) -> None:
         """Send what was held for this conversation to the reply, before the bot's answer.

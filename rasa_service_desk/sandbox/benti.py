@@ -5,12 +5,22 @@ Two parts, as at Inbenta: the authentication API (`/v1/auth`, `/v1/refreshToken`
 auth reply and `/v1/apis` hand out (built from the request's own scheme, host and mount
 prefix, so it works wherever the simulator is served).
 
-Checks, with the vendor's error shapes: the gateway answers a missing or wrong
-`x-inbenta-key` with 403 and a missing, unknown or expired bearer token with 401, both as
-`{"Message": ...}`; the API answers `{"error": {"code", "message"}}` for bodies over 10 MiB
-(413), missing fields (400), undecodable base64 (400) and unknown creators or attachment ids
-(422). Every reply carries the `x-quota-*` / `x-throttle-*` headers; above
-`throttle_per_second` requests the answer is 429.
+Checks, with the vendor's documented answers (Inbenta's "Gateway Errors" and "API Errors"
+pages): the gateway answers a missing or wrong `x-inbenta-key` and an unknown, revoked or
+expired bearer token with 403 `{"Message": "User is not authorized to access this resource
+with an explicit deny"}`, and a request without an `Authorization` header with 401
+`{"Message": "Unauthorized"}`. The API answers `{"error": {"code", "message"}}`: 400
+"Secret token not valid" for a wrong or missing secret on `/v1/auth` (the documented
+example), and, in wording the documentation does not give, bodies over 10 MiB (413), missing
+fields (400), undecodable base64 (400), unknown creators or attachment ids (422) and a
+second user with an address already registered (422; the status and message of a duplicate
+user are not documented, only that Benti refuses it).
+
+Every reply carries the rate-limit headers: `x-quota-usage` / `x-throttle-usage` (percent of
+the limit used) and `x-quota-reset` / `x-throttle-reset`, documented as "a timestamp that
+indicates when your rate limit will be reset" (sent as Unix seconds). Above
+`throttle_per_second` requests the answer is 429 with those headers and no `Retry-After`
+(Inbenta documents none).
 
 Settings beyond the base control API: `POST /_sandbox/config` with `token_lifetime` (seconds)
 and/or `throttle_per_second` (0 = unlimited).
@@ -36,6 +46,12 @@ PAYLOAD_LIMIT = 10 * 1024 * 1024
 QUOTA_PER_DAY = 100_000
 PREVIEW_CHARS = 4000
 DEFAULT_TOKEN_LIFETIME = 1200.0
+#: The gateway's documented refusals (developers.inbenta.io, "Gateway Errors").
+EXPLICIT_DENY = "User is not authorized to access this resource with an explicit deny"
+UNAUTHORIZED = "Unauthorized"
+#: The API's documented refusal of a wrong secret ("API Errors" example).
+SECRET_NOT_VALID = "Secret token not valid"
+DUPLICATE_USER = "A user with this address already exists"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -120,23 +136,19 @@ class BentiSimulator(Simulator):
         return guarded
 
     async def _check(self, request: web.Request, bearer: bool) -> web.StreamResponse | None:
-        key = request.headers.get("x-inbenta-key")
-        if not key:
-            return gateway_error(403, "Missing API key: send it in the x-inbenta-key header")
-        if key != SANDBOX_API_KEY:
-            return gateway_error(403, "Invalid API key")
+        if request.headers.get("x-inbenta-key") != SANDBOX_API_KEY:
+            return gateway_error(403, EXPLICIT_DENY)
         if request.can_read_body and len(await request.read()) > PAYLOAD_LIMIT:
             return api_error(413, "Payload too large: the limit is 10MB")
         if not bearer:
             return None
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return gateway_error(401, "Unauthorized: missing access token")
-        expires = self.tokens.get(token)
-        if expires is None:
-            return gateway_error(401, "Unauthorized: invalid access token")
-        if expires <= time.time():
-            return gateway_error(401, "Unauthorized: the access token has expired")
+        authorization = request.headers.get("Authorization")
+        if not authorization:
+            return gateway_error(401, UNAUTHORIZED)
+        scheme, _, token = authorization.partition(" ")
+        expires = self.tokens.get(token) if scheme.lower() == "bearer" else None
+        if expires is None or expires <= time.time():
+            return gateway_error(403, EXPLICIT_DENY)
         return None
 
     def _throttle(self) -> web.Response | None:
@@ -147,18 +159,20 @@ class BentiSimulator(Simulator):
         self.quota_used += 1
         if self.throttle_per_second and self.window_count > self.throttle_per_second:
             reply = api_error(429, "Too many requests")
-            reply.headers.update({**self._rate_headers(), "Retry-After": "1"})
+            reply.headers.update(self._rate_headers())
             return reply
         return None
 
-    def _rate_headers(self) -> dict[str, str]:
+    def _rate_headers(self, throttled: bool = False) -> dict[str, str]:
+        """Usage in percent; resets as the Unix time (seconds) the limit resets at."""
         now = time.time()
         limit = self.throttle_per_second or 0
+        usage = 100 * self.window_count / limit if limit else 0.0
         return {
             "x-quota-usage": f"{100 * self.quota_used / QUOTA_PER_DAY:.2f}",
-            "x-quota-reset": str(int(86400 - now % 86400)),
-            "x-throttle-usage": f"{100 * self.window_count / limit:.2f}" if limit else "0.00",
-            "x-throttle-reset": str(max(1, math.ceil(self.window_start + 1.0 - now))),
+            "x-quota-reset": str(int(now - now % 86400 + 86400)),
+            "x-throttle-usage": f"{max(usage, 100.01) if throttled else usage:.2f}",
+            "x-throttle-reset": str(math.ceil(max(self.window_start + 1.0, now))),
         }
 
     async def fault_reply(self, fault: Fault, request: web.Request) -> web.StreamResponse:
@@ -166,12 +180,10 @@ class BentiSimulator(Simulator):
         if fault.body is not None:
             reply = web.json_response(fault.body, status=status)
         elif status in (401, 403):
-            reply = gateway_error(status, "Unauthorized" if status == 401 else "Forbidden")
+            reply = gateway_error(status, UNAUTHORIZED if status == 401 else EXPLICIT_DENY)
         else:
             reply = api_error(status, f"injected error {status}")
-        reply.headers.update(self._rate_headers())
-        if status == 429:
-            reply.headers.setdefault("Retry-After", "0")
+        reply.headers.update(self._rate_headers(throttled=status == 429))
         reply.headers.update(fault.headers)
         return reply
 
@@ -193,10 +205,8 @@ class BentiSimulator(Simulator):
         data = await _body(request)
         if data is None:
             data = dict(await request.post())
-        if not data.get("secret"):
-            return api_error(400, "Missing secret")
-        if data["secret"] != SANDBOX_API_SECRET:
-            return gateway_error(401, "Unauthorized: invalid API secret")
+        if data.get("secret") != SANDBOX_API_SECRET:
+            return api_error(400, SECRET_NOT_VALID)
         return web.json_response(
             {**self._issue(), "apis": {"ticketing": self._ticketing_base(request)}})
 
@@ -216,8 +226,10 @@ class BentiSimulator(Simulator):
         data = await _body(request)
         if not data or not data.get("name") or "@" not in str(data.get("address", "")):
             return api_error(400, "name and a valid address are required")
-        user = {"id": str(uuid.uuid4()), "name": str(data["name"]),
-                "address": str(data["address"]).strip().lower()}
+        address = str(data["address"]).strip().lower()
+        if any(u["address"] == address for u in self.users.values()):
+            return api_error(422, DUPLICATE_USER)
+        user = {"id": str(uuid.uuid4()), "name": str(data["name"]), "address": address}
         self.users[user["id"]] = user
         return web.json_response({"uuid": user["id"]}, status=201)
 

@@ -1,4 +1,5 @@
-"""Cention simulator: the library JSON:API, new errands, attachments, and the answer callback.
+"""Cention simulator: the library JSON:API, errands (new, closed, reported), contact cards,
+attachments, and the answer callback.
 
 Served under `/s/{workspace}/capi/json/...` like a Cention workspace. Faithful to the vendor
 documentation where it speaks: JSON:API content negotiation (415 for a request media type with
@@ -7,9 +8,30 @@ per claim (401 unknown token, 403 token without the endpoint's claim), the docum
 shapes. Where it is silent, the simulator chooses and says so:
 
 - search (`q_filter[phrase]`) matches a question when any word of three letters or more
-  appears in the searched fields, and returns matches in database (id) order;
+  appears in the searched fields (mode `any`), and returns matches in database (id) order.
+  Stricter modes, for tests of what a real workspace might do: `all` (every word of the
+  phrase appears) and `phrase` (the phrase appears as typed, words in order); set with
+  `POST /_sandbox/search-mode {"mode": "any" | "all" | "phrase"}` (reset: `any`);
 - errors are JSON:API error documents `{"errors": [{"status", "title", "detail"}]}`;
-- a second errand with an already used `message_id` returns the first errand (mail dedup).
+- a second errand with an already used `message_id` returns the first errand (mail dedup);
+- errands live through the states the errand report shows: new (`basic.acquired` false),
+  opened by an agent (`acquired`, an "opened by agent" action), answered and closed (the
+  agent's answer, `/_sandbox/answer`), or closed through `c3_end_errands` (`answered` only
+  when the closing answer has a body) or created closed with an `answer` object; each action
+  is listed in `actions` like the documented sample, with a UTC `time`;
+- `c3_errand_reports/<id>` honours sparse fieldsets (`fields[c3_errand_reports]=a,b`), an
+  unknown id is 404; reading a report clears the errand's dirty flag and `changed` says
+  whether it was set; `c3_dirty_errand_list` lists (GET) and sets (POST) the flags;
+- `c3_end_errands` wants a numeric `errand_id` (a number or a string of digits), an
+  `answer` with a documented `user_type` and a `user_id`; an unknown errand is 404, an
+  already closed one 409; the reply is `{"data": {"type": "c3_end_errands", "id"}}`;
+- `c3_contact_cards` appends to the first card (lowest id) holding any of the given
+  contacts, without duplicates (200), or creates a card (201); the name may come in
+  `contacts.name` (as in the sample) or `attributes.name` (as in the field table); `voice`
+  numbers need their plus sign;
+- the demo errand JWT also carries the "Access to errand data" and "Access and create
+  customer contacts" claims (one JWT may carry several), and there are demo JWTs with only
+  those claims (`SANDBOX_REPORT_TOKEN`, `SANDBOX_CONTACT_TOKEN`).
 
 Control routes beside the base ones:
 
@@ -17,8 +39,10 @@ Control routes beside the base ones:
   `CENTION_SANDBOX_CALLBACK_URL`, `CENTION_SANDBOX_CALLBACK_SECRET`);
 - `POST /_sandbox/answer` <- `{"errand_id", "body", "html_body", "subject", "attachments":
   [{"name", "content_type", "content"}], "callback_url", "api_secret"}`: an agent answers the
-  errand; posts a `c3_callback_answer_errands` document shaped like the documented sample and
-  returns `{"status": <callback's HTTP status>, "body": ..., "payload": ...}`.
+  errand (it is then answered and closed); posts a `c3_callback_answer_errands` document
+  shaped like the documented sample and returns `{"status": <callback's HTTP status>,
+  "body": ..., "payload": ...}`;
+- `POST /_sandbox/open` <- `{"errand_id", "agent"}`: an agent opens (acquires) the errand.
 """
 
 from __future__ import annotations
@@ -28,13 +52,22 @@ import html
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from rasa_service_desk.clients.cention.settings import SANDBOX_ERRAND_TOKEN, SANDBOX_LIBRARY_TOKEN
+# Demo JWTs (not secret): SANDBOX_REPORT_TOKEN and SANDBOX_CONTACT_TOKEN carry only the
+# "Access to errand data" or "Access and create customer contacts" claim.
+from rasa_service_desk.clients.cention.settings import (
+    SANDBOX_CONTACT_TOKEN,
+    SANDBOX_ERRAND_TOKEN,
+    SANDBOX_LIBRARY_TOKEN,
+    SANDBOX_REPORT_TOKEN,
+)
 from rasa_service_desk.sandbox.core import Fault, Simulator
 
 JSONAPI = "application/vnd.api+json"
@@ -43,14 +76,23 @@ API = "/s/{workspace}/capi/json"
 #: The demo JWTs of the sandbox settings and the claims they carry.
 DEMO_TOKENS: dict[str, frozenset[str]] = {
     SANDBOX_LIBRARY_TOKEN: frozenset({"library", "attachment"}),
-    SANDBOX_ERRAND_TOKEN: frozenset({"errand", "attachment"}),
+    SANDBOX_ERRAND_TOKEN: frozenset({"errand", "attachment", "errand_data", "contacts"}),
+    SANDBOX_REPORT_TOKEN: frozenset({"errand_data"}),
+    SANDBOX_CONTACT_TOKEN: frozenset({"contacts"}),
 }
+#: `answer.user_type` values the doc lists.
+USER_TYPES = ("cention", "solidus", "clearinteract")
+#: Contact fields of `c3_contact_cards` the doc lists.
+CONTACT_FIELDS = ("email", "facebook", "vk", "line", "voice")
+#: The workspace's users, by database id (the closing user of the sandbox is "1").
+USERS = {"1": "Service Bot", "2": "System Administrator"}
 
 _TAGS = re.compile(r"<[^>]+>")
 # Words the simulated search ignores (like a full-text index's stop list).
 _STOPWORDS = frozenset({"and", "are", "can", "does", "for", "how", "the", "what", "where",
                         "who", "why", "with", "you", "your"})
 _WORDS = re.compile(r"\w+")
+SEARCH_MODES = ("any", "all", "phrase")
 # A 1x1 transparent PNG: the image embedded in answers (`c3_area_archives`).
 _PIXEL = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
@@ -142,7 +184,11 @@ class CentionSimulator(Simulator):
                    "content": base64.b64encode(b"Return label: RMA-0001").decode()},
         }
         self.errands: dict[str, dict[str, Any]] = {}
+        self.search_mode = "any"
         self.next_errand = 511055
+        self.next_action = 83
+        self.contact_cards: dict[int, dict[str, Any]] = {}
+        self.next_card = 13
         self.response_attachments: dict[int, dict[str, str]] = {}
         self.archives: dict[int, dict[str, str]] = {}
         self.next_ids = {"attachment": 788, "archive": 12, "callback": 76, "answer": 1189,
@@ -155,6 +201,7 @@ class CentionSimulator(Simulator):
     def state(self) -> dict[str, Any]:
         return {
             "errands": list(self.errands.values()),
+            "contact_cards": list(self.contact_cards.values()),
             "last_callback": self.last_callback,
             "callback": {"url": self.callback_url, "api_secret_set": bool(self.callback_secret)},
         }
@@ -187,8 +234,19 @@ class CentionSimulator(Simulator):
         for path, handler, claim in get:
             app.router.add_get(f"{API}/{path}", self._api(handler, claim))
         app.router.add_post(f"{API}/c3_new_errands", self._api(self._new_errand, "errand"))
+        app.router.add_post(f"{API}/c3_end_errands", self._api(self._end_errand, "errand"))
+        app.router.add_get(f"{API}/c3_errand_reports/{{id}}",
+                           self._api(self._errand_report, "errand_data"))
+        app.router.add_get(f"{API}/c3_dirty_errand_list",
+                           self._api(self._dirty_list, "errand_data"))
+        app.router.add_post(f"{API}/c3_dirty_errand_list",
+                            self._api(self._mark_dirty, "errand_data"))
+        app.router.add_post(f"{API}/c3_contact_cards",
+                            self._api(self._contact_card, "contacts"))
         app.router.add_post("/_sandbox/callback", self._set_callback)
         app.router.add_post("/_sandbox/answer", self._answer)
+        app.router.add_post("/_sandbox/open", self._open)
+        app.router.add_post("/_sandbox/search-mode", self._set_search_mode)
 
     async def fault_reply(self, fault: Fault, request: web.Request) -> web.StreamResponse:
         headers = dict(fault.headers)
@@ -365,8 +423,8 @@ class CentionSimulator(Simulator):
         option = query.get("q_filter[option]", "all")
         if option not in ("all", "question", "answer"):
             return _error(400, "Bad Request", "q_filter[option] must be all, question or answer")
-        words = [w for w in _WORDS.findall(query.get("q_filter[phrase]", "").casefold())
-                 if len(w) >= 3 and w not in _STOPWORDS]
+        phrase_words = _WORDS.findall(query.get("q_filter[phrase]", "").casefold())
+        words = [w for w in phrase_words if len(w) >= 3 and w not in _STOPWORDS]
         toplist = query.get("filter[toplist]", "").lower() in ("true", "1")
         found = []
         for question in sorted(self.questions.values(), key=lambda q: q.id):
@@ -377,10 +435,27 @@ class CentionSimulator(Simulator):
                           "question": (question.subject, question.question),
                           "answer": (question.answer,)}[option]
                 text = _plain(" ".join(fields))
-                if not any(w in text for w in words):
+                if not self._matches(text, words, phrase_words):
                     continue
             found.append(self._question_resource(request, question))
         return _document(found)
+
+    def _matches(self, text: str, words: list[str], phrase_words: list[str]) -> bool:
+        if self.search_mode == "all":
+            present = set(_WORDS.findall(text.casefold()))
+            return bool(phrase_words) and all(w in present for w in phrase_words)
+        if self.search_mode == "phrase":
+            return bool(phrase_words) and " ".join(phrase_words) in " ".join(
+                _WORDS.findall(text.casefold()))
+        return any(w in text for w in words)
+
+    async def _set_search_mode(self, request: web.Request) -> web.Response:
+        mode = (await request.json()).get("mode")
+        if mode not in SEARCH_MODES:
+            return web.json_response({"error": f"mode must be one of {SEARCH_MODES}"},
+                                     status=400)
+        self.search_mode = mode
+        return web.json_response({"mode": mode})
 
     async def _question(self, request: web.Request) -> web.Response:
         question = self._find(self.questions, request)
@@ -416,15 +491,9 @@ class CentionSimulator(Simulator):
 
     # -- errands -------------------------------------------------------------------
     async def _new_errand(self, request: web.Request) -> web.Response:
-        try:
-            body = json.loads(await request.read())
-        except ValueError:
-            return _error(400, "Bad Request", "body is not JSON")
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, dict):
-            return _error(400, "Bad Request", "missing data")
-        if data.get("type") != "c3_new_errands":
-            return _error(409, "Conflict", "data.type must be c3_new_errands")
+        data = await _data(request, "c3_new_errands")
+        if isinstance(data, web.Response):
+            return data
         attributes = data.get("attributes")
         msg = attributes.get("msg") if isinstance(attributes, dict) else None
         if not isinstance(attributes, dict) or not isinstance(msg, dict):
@@ -434,6 +503,12 @@ class CentionSimulator(Simulator):
                 return _error(400, "Bad Request", f"msg.{name} must be a string")
         if not msg.get("from") or not msg.get("message_id"):
             return _error(400, "Bad Request", "msg.from and msg.message_id are required")
+        if not isinstance(attributes.get("cuid", ""), str):
+            return _error(400, "Bad Request", "cuid must be a string")
+        answer = attributes.get("answer")
+        problem = _answer_problem(answer) if answer is not None else None
+        if problem:
+            return _error(400, "Bad Request", problem)
         for existing in self.errands.values():
             if existing["message_id"] == msg["message_id"]:
                 return _created(existing["id"])
@@ -442,9 +517,201 @@ class CentionSimulator(Simulator):
         self.errands[errand_id] = {
             "id": errand_id, "workspace": request.match_info["workspace"],
             "message_id": msg["message_id"], "attributes": attributes,
-            "extradata": attributes.get("extradata"),
+            "extradata": attributes.get("extradata"), "cuid": attributes.get("cuid"),
+            "created_at": time.time(), "acquired": False, "agent": "", "agent_id": 0,
+            "answered": False, "closed": False, "closing_answer": None, "actions": [],
+            "dirty": True,
         }
+        if isinstance(answer, dict):
+            self._close(self.errands[errand_id], answer)
         return _created(errand_id)
+
+    def _act(self, errand: dict[str, Any], what: str, origin: str) -> None:
+        """Record an action on the errand, worded like the documented sample."""
+        now = time.time()
+        moment = datetime.fromtimestamp(now, tz=timezone.utc)
+        stamp = f"{moment:%Y-%m-%d %H:%M:%S} +0000 UTC"
+        errand["actions"].append({
+            "id": self.next_action, "origin": origin, "time": stamp, "timeStamp": int(now),
+            "note": f"Errand {errand['id']} was {what} {origin} at {stamp}."})
+        self.next_action += 1
+        errand["dirty"] = True
+
+    def _close(self, errand: dict[str, Any], answer: dict[str, Any]) -> None:
+        user = USERS.get(str(answer.get("user_id")), f"user {answer.get('user_id')}")
+        answered = bool(answer.get("body") or answer.get("html_body"))
+        errand.update(closed=True, answered=answered, closing_answer=answer)
+        self._act(errand, "answered and closed by" if answered else "closed by", user)
+
+    def _errand(self, errand_id: Any) -> dict[str, Any] | None:
+        return self.errands.get(str(errand_id)) if str(errand_id).isdigit() else None
+
+    async def _end_errand(self, request: web.Request) -> web.Response:
+        data = await _data(request, "c3_end_errands")
+        if isinstance(data, web.Response):
+            return data
+        attributes = data.get("attributes")
+        if not isinstance(attributes, dict):
+            return _error(400, "Bad Request", "missing data.attributes")
+        errand_id = attributes.get("errand_id")
+        if isinstance(errand_id, bool) or not isinstance(errand_id, (int, str)) or not str(
+                errand_id).isdigit():
+            return _error(400, "Bad Request", "errand_id must be the errand's number")
+        answer = attributes.get("answer")
+        problem = _answer_problem(answer)
+        if problem:
+            return _error(400, "Bad Request", problem)
+        errand = self._errand(errand_id)
+        if errand is None:
+            return _error(404, "Not Found", "no such errand")
+        if errand["closed"]:
+            return _error(409, "Conflict", "errand is already closed")
+        assert isinstance(answer, dict)
+        self._close(errand, answer)
+        return web.json_response({"data": {"type": "c3_end_errands", "id": errand["id"]}},
+                                 content_type=JSONAPI)
+
+    async def _errand_report(self, request: web.Request) -> web.Response:
+        errand = self._errand(request.match_info["id"])
+        if errand is None:
+            return _error(404, "Not Found", "no such errand")
+        changed = errand["dirty"]
+        errand["dirty"] = False
+        attributes = self._report_attributes(errand, changed)
+        wanted = request.query.get("fields[c3_errand_reports]")
+        if wanted is not None:
+            names = {name.strip() for name in wanted.split(",")}
+            attributes = {k: v for k, v in attributes.items() if k in names}
+        return _document({"type": "c3_errand_reports", "id": errand["id"],
+                          "attributes": attributes})
+
+    def _report_attributes(self, errand: dict[str, Any], changed: bool) -> dict[str, Any]:
+        """The documented sample's shape, filled from the errand."""
+        msg = errand["attributes"]["msg"]
+        number = int(errand["id"])
+        created = datetime.fromtimestamp(errand["created_at"], tz=timezone.utc)
+        answered_at = next((a for a in reversed(errand["actions"])
+                            if "answered" in a["note"]), None)
+        icon = ("ACTION_ANSWER", "Errand has been answered") if errand["answered"] else (
+            ("ACTION_CLOSE", "Errand has been closed") if errand["closed"] else
+            ("ACTION_OPEN", "Errand is open"))
+        answer = errand["closing_answer"] or {}
+        return {
+            "actions": list(errand["actions"]),
+            "basic": {
+                "acquired": errand["acquired"],
+                "data": {
+                    "id": number, "displayId": errand["id"],
+                    "status": f'<img src="/ng/img/icons/{icon[0]}.png" '
+                              f'style="vertical-align:middle;" title="{icon[1]}" border="0"/> ',
+                    "service": 19, "serviceName": "Form", "organisationId": 3,
+                    "organisationName": "cention-org", "area": 1,
+                    "areaName": "test-services-area", "priority": "",
+                    "agentId": errand["agent_id"], "agent": errand["agent"],
+                    "from": f"{msg.get('name', '')} ({msg.get('from', '')})",
+                    "fromAddress": msg.get("from", ""), "fromName": msg.get("name", ""),
+                    "to": "test-services-area", "toAddresses": ["test-services-area"],
+                    "copy": "", "copyAddresses": None, "subject": msg.get("subject", ""),
+                    "iconicSubject": '<img src="/Cention.app/Resources/Images/'
+                                     'unassuming-icon.gif" title="From API" border="0"/> '
+                                     + html.escape(str(msg.get("subject", ""))),
+                    "body": f"<div>{html.escape(str(msg.get('body', '')))}</div>",
+                    "date": f"{created:%Y/%m/%d %H:%M}",
+                    "answeredDate": answered_at["time"][:16].replace("-", "/")
+                    if answered_at else "No Date",
+                    "donedate": "No Date", "attachments": "0",
+                    "closed": errand["closed"], "deleted": False,
+                    "answered": errand["answered"],
+                },
+                "groupWith": 0, "hasChild": False, "id": number, "style": {},
+                "threadId": number,
+            },
+            "c3_id": number,
+            "changed": changed,
+            "extended": {"answer_body": answer.get("body", ""),
+                         "answer_subject": answer.get("subject", ""), "errand_tags": [],
+                         "feedback": {"Answer": "", "QuestionHTML": "", "QuestionText": "",
+                                      "value": 0}},
+            "sla": {"done_due": False, "expiry": 0, "handling_time": 0, "response_time": 0,
+                    "within_sla": False},
+        }
+
+    async def _dirty_list(self, request: web.Request) -> web.Response:
+        dirty = [int(e["id"]) for e in self.errands.values() if e["dirty"]]
+        return _document({"type": "c3_dirty_errand_list", "id": "0",
+                          "attributes": {"errands": dirty}})
+
+    async def _mark_dirty(self, request: web.Request) -> web.Response:
+        data = await _data(request, "c3_dirty_errand_list")
+        if isinstance(data, web.Response):
+            return data
+        errands = (data.get("attributes") or {}).get("errands")
+        if not isinstance(errands, list) or not all(
+                isinstance(e, int) and not isinstance(e, bool) for e in errands):
+            return _error(400, "Bad Request", "attributes.errands must be a list of ids")
+        for errand_id in errands:
+            errand = self._errand(errand_id)
+            if errand is not None:
+                errand["dirty"] = True
+        return _document({"type": "c3_dirty_errand_list", "id": "0"})
+
+    # -- contact cards ---------------------------------------------------------------
+    async def _contact_card(self, request: web.Request) -> web.Response:
+        data = await _data(request, "c3_contact_cards")
+        if isinstance(data, web.Response):
+            return data
+        attributes = data.get("attributes")
+        contacts = attributes.get("contacts") if isinstance(attributes, dict) else None
+        if not isinstance(attributes, dict) or not isinstance(contacts, dict):
+            return _error(400, "Bad Request", "missing data.attributes.contacts")
+        name = contacts.get("name", attributes.get("name", ""))
+        if not isinstance(name, str):
+            return _error(400, "Bad Request", "name must be a string")
+        given: dict[str, list[str]] = {}
+        for key, values in contacts.items():
+            if key == "name":
+                continue
+            if key not in CONTACT_FIELDS:
+                return _error(400, "Bad Request", f"unsupported contact field {key}")
+            if not isinstance(values, list) or not all(
+                    isinstance(v, str) and v for v in values):
+                return _error(400, "Bad Request", f"contacts.{key} must be a list of strings")
+            if key == "voice" and not all(v.startswith("+") for v in values):
+                return _error(400, "Bad Request", "voice numbers need their plus sign")
+            given[key] = values
+        if not any(given.values()):
+            return _error(400, "Bad Request", "no contacts given")
+        for card_id in sorted(self.contact_cards):
+            card = self.contact_cards[card_id]
+            if any(v in card["contacts"].get(k, []) for k, vs in given.items() for v in vs):
+                for key, values in given.items():
+                    known = card["contacts"].setdefault(key, [])
+                    known.extend(v for v in values if v not in known)
+                if name and not card["contacts"].get("name"):
+                    card["contacts"]["name"] = name
+                return self._card_reply(card, 200)
+        card = {"id": self.next_card, "contacts": {"name": name, **given}}
+        self.contact_cards[self.next_card] = card
+        self.next_card += 1
+        return self._card_reply(card, 201)
+
+    @staticmethod
+    def _card_reply(card: dict[str, Any], status: int) -> web.Response:
+        return web.json_response({"data": {
+            "type": "c3_contact_cards", "id": str(card["id"]),
+            "attributes": {"c3_id": card["id"], "contacts": card["contacts"]}}},
+            status=status, content_type=JSONAPI)
+
+    # -- agents ----------------------------------------------------------------------
+    async def _open(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        errand = self._errand(data.get("errand_id"))
+        if errand is None:
+            return web.json_response({"error": "no such errand"}, status=404)
+        agent = str(data.get("agent") or USERS["2"])
+        errand.update(acquired=True, agent=agent, agent_id=2)
+        self._act(errand, "opened by agent", agent)
+        return web.json_response({"errand_id": errand["id"], "agent": agent})
 
     # -- callback --------------------------------------------------------------------
     async def _set_callback(self, request: web.Request) -> web.Response:
@@ -462,6 +729,14 @@ class CentionSimulator(Simulator):
         base = request.path[: -len("/_sandbox/answer")]
         api = f"{request.scheme}://{request.host}{base}/s/demo/capi/json"
         payload = self.answer_payload(data, api, data.get("api_secret", self.callback_secret))
+        errand = self._errand(data["errand_id"])
+        if errand is not None and not errand["closed"]:
+            agent = errand["agent"] or USERS["2"]
+            errand.update(acquired=True, agent=agent, agent_id=errand["agent_id"] or 2,
+                          answered=True, closed=True,
+                          closing_answer={"subject": payload_subject(payload),
+                                          "body": str(data.get("body") or "")})
+            self._act(errand, "answered and closed by agent", agent)
         try:
             async with aiohttp.ClientSession() as session, session.post(
                 url, data=json.dumps(payload), headers={"Content-Type": JSONAPI},
@@ -542,6 +817,42 @@ class CentionSimulator(Simulator):
             "included": included,
             "meta": {"api_secret": secret},
         }
+
+
+def payload_subject(payload: dict[str, Any]) -> str:
+    """The answer's subject in a callback document."""
+    for node in payload.get("included", []):
+        if node.get("type") == "c3_answer_errands":
+            return str(node["attributes"]["answer"]["response"]["subject"])
+    return ""
+
+
+async def _data(request: web.Request, type_: str) -> dict[str, Any] | web.Response:
+    """The request's `data` object of type `type_`, or the error reply."""
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        return _error(400, "Bad Request", "body is not JSON")
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        return _error(400, "Bad Request", "missing data")
+    if data.get("type") != type_:
+        return _error(409, "Conflict", f"data.type must be {type_}")
+    return data
+
+
+def _answer_problem(answer: Any) -> str | None:
+    """What is wrong with an `answer` object, or None."""
+    if not isinstance(answer, dict):
+        return "answer must be an object"
+    if answer.get("user_type") not in USER_TYPES:
+        return f"answer.user_type must be one of {', '.join(USER_TYPES)}"
+    if not isinstance(answer.get("user_id"), str) or not answer["user_id"].strip():
+        return "answer.user_id must identify the closing user"
+    for name in ("subject", "body", "html_body"):
+        if not isinstance(answer.get(name, ""), str):
+            return f"answer.{name} must be a string"
+    return None
 
 
 def _negotiate(request: web.Request) -> web.Response | None:

@@ -2,8 +2,10 @@
 
 Routes live under `/api/v1` (so `/loop/api/v1/...` when all simulators are mounted): locations
 (list and by shortcode), loop types, custom fields (list and by shortcode), surveys (list, by
-shortcode, `?location=` by id or shortcode), responses, loops (create, `?customer=` lookup).
-Every request needs the `authToken` query parameter (401 otherwise).
+shortcode, `?location=` by id or shortcode), responses, loops (create, `?customer=` lookup),
+user lookup (`/users/?email=|sms=|username=`, the documented trailing slash; also without it)
+and invite URLs (`POST /invite/url`). Every request needs the `authToken` query parameter
+(401 otherwise).
 
 Seed: the documented locations 1300 and 1200, the "restaurant" survey with its four questions
 and `questionOrderRandomization: true` (the survey of location 1300) and the "room" custom
@@ -13,11 +15,22 @@ texts in English and French, a question in French only and a required free-text 
 
 Where the documentation is silent the simulator is strict and says so in its answers:
 errors are `{"error": "<message>"}` with 400 (invalid body), 401 (token) or 404 (unknown
-object). A response's category ids must all belong to one survey, with `bool` values for
+object; for `GET /surveys?location=` also a location without a survey: the documentation
+says the call retrieves "the specific survey for a location", so none is not an empty list).
+A response's category ids must all belong to one survey, with `bool` values for
 yes/no questions and strings for text questions. A response with a "no" to any yes/no
 question opens a loop and returns `loopId`/`loopUrl` (as an account set up to follow up on
 negative feedback would); `POST /_sandbox/settings {"open_loop_on_negative": false}` turns
-that off. A loop's `user` creates a guest user, or reuses one with the same email or sms.
+that off, and `{"location_surveys": {"1200": null}}` takes a location's survey away (or
+assigns another by its shortcode). A loop's `user` creates a guest user, or reuses one with
+the same email or sms; so does an invite URL request with a name, email or sms (custom
+field values given then overwrite the guest's), which answers `{"guestId", "url"}`; without
+any of the three it creates no guest and answers a generic `{"url"}`. The user lookup finds
+these guests and the documentation's two employee accounts ("benria", "benria2"), and answers
+400 without one of its parameters. `GET /loops?customer=` lists loops oldest first (the
+documentation gives no order). Control: `{"loop_states": {"<loop id>": "closed"}}` changes a
+loop's state (the documentation only shows `open`), `{"locations": ["1300"]}` keeps only those
+locations (a single-location account).
 """
 
 from __future__ import annotations
@@ -85,8 +98,17 @@ LOBBY: dict[str, Any] = {
     ],
     "questionOrderRandomization": False,
 }
-#: Which survey each location runs (by location id).
-LOCATION_SURVEYS = {LOCATIONS[0]["id"]: RESTAURANT["id"], LOCATIONS[1]["id"]: LOBBY["id"]}
+#: The documentation's sample accounts of the user lookup (employees: they create no loops).
+EMPLOYEES: list[dict[str, Any]] = [
+    {"username": "benria", "name": "Benbria Admin", "id": "4fc7769576ca50ce2c000012",
+     "permissions": ["create", "comment", "close"], "locations": [], "sms": "5556135555",
+     "email": "admin@benbria.com"},
+    {"username": "benria2", "name": "Benbria Admin", "id": "5c87769576ca50ce2c987659",
+     "permissions": [], "locations": [], "sms": "5556135555", "email": ""},
+]
+#: Which survey each seeded location runs (by location id).
+LOCATION_SURVEYS: dict[str, str | None] = {
+    LOCATIONS[0]["id"]: RESTAURANT["id"], LOCATIONS[1]["id"]: LOBBY["id"]}
 
 
 class Invalid(Exception):
@@ -128,6 +150,9 @@ class LoopSimulator(Simulator):
         self.responses: list[dict[str, Any]] = []
         self.loops: list[dict[str, Any]] = []
         self.users: list[dict[str, Any]] = []
+        self.invites: list[dict[str, Any]] = []
+        #: Which survey each location runs (location id -> survey id, None for none).
+        self.location_surveys: dict[str, str | None] = {}
         self.open_loop_on_negative = True
         super().__init__(latency)
 
@@ -139,11 +164,13 @@ class LoopSimulator(Simulator):
         self.responses = []
         self.loops = []
         self.users = []
+        self.invites = []
+        self.location_surveys = dict(LOCATION_SURVEYS)
         self.open_loop_on_negative = True
 
     def state(self) -> dict[str, Any]:
         return {"responses": self.responses, "loops": self.loops, "users": self.users,
-                "open_loop_on_negative": self.open_loop_on_negative}
+                "invites": self.invites, "open_loop_on_negative": self.open_loop_on_negative}
 
     async def fault_reply(self, fault: Fault, request: web.Request) -> web.StreamResponse:
         headers = dict(fault.headers)
@@ -164,6 +191,9 @@ class LoopSimulator(Simulator):
             ("POST", "/responses", self._create_response),
             ("POST", "/loops", self._create_loop),
             ("GET", "/loops", self._find_loops),
+            ("GET", "/users/", self._find_users),
+            ("GET", "/users", self._find_users),
+            ("POST", "/invite/url", self._invite_url),
         ]
         for method, path, handler in routes:
             app.router.add_route(method, API + path, self._guarded(handler))
@@ -184,7 +214,19 @@ class LoopSimulator(Simulator):
         data = await request.json()
         if "open_loop_on_negative" in data:
             self.open_loop_on_negative = bool(data["open_loop_on_negative"])
-        return web.json_response({"open_loop_on_negative": self.open_loop_on_negative})
+        for key, code in (data.get("location_surveys") or {}).items():
+            location = next(loc for loc in self.locations if key in (loc["id"], loc["shortcode"]))
+            survey = next((s["id"] for s in self.surveys if s["shortCode"] == code), None)
+            self.location_surveys[location["id"]] = survey
+        for loop_id, state in (data.get("loop_states") or {}).items():
+            next(loop for loop in self.loops if loop["id"] == loop_id)["state"] = state
+        if data.get("locations"):
+            kept = set(data["locations"])
+            self.locations = [loc for loc in self.locations
+                              if kept & {loc["id"], loc["shortcode"]}]
+        return web.json_response({"open_loop_on_negative": self.open_loop_on_negative,
+                                  "location_surveys": self.location_surveys,
+                                  "locations": [loc["id"] for loc in self.locations]})
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
@@ -238,8 +280,11 @@ class LoopSimulator(Simulator):
                          if wanted in (loc["id"], loc.get("shortcode"))), None)
         if location is None:
             raise Invalid("location not found", 404)
-        survey_id = LOCATION_SURVEYS.get(location["id"])
-        return {"surveys": [s for s in self.surveys if s["id"] == survey_id]}
+        survey_id = self.location_surveys.get(location["id"])
+        surveys = [s for s in self.surveys if s["id"] == survey_id]
+        if not surveys:
+            raise Invalid("survey not found", 404)
+        return {"surveys": surveys}
 
     async def _survey(self, request: web.Request) -> Any:
         return self._find(self.surveys, "shortCode", request.match_info["shortcode"], "survey")
@@ -341,16 +386,26 @@ class LoopSimulator(Simulator):
             not isinstance(user.get(k, ""), str) for k in ("name", "email", "sms")
         ):
             raise Invalid("user must be an object of strings {name, email, sms}")
+        guest = self._guest(user)
+        return str(guest["id"]) if guest else None
+
+    def _guest(self, user: dict[str, Any], custom_fields: Any = None) -> dict[str, Any] | None:
+        """The guest with the user's email or sms (updated), a new one, or None when the
+        user has neither name, email nor sms."""
+        details = {k: user[k] for k in ("name", "email", "sms") if user.get(k)}
         for existing in self.users:
-            if any(user.get(k) and existing.get(k) == user[k] for k in ("email", "sms")):
-                existing.update({k: v for k, v in user.items() if v})
-                return str(existing["id"])
-        if not any(user.get(k) for k in ("name", "email", "sms")):
+            if any(details.get(k) and existing.get(k) == details[k] for k in ("email", "sms")):
+                existing.update(details)
+                if custom_fields:
+                    existing["customFields"] = custom_fields
+                return existing
+        if not details:
             return None
-        created = {"id": new_id(), "type": "customer",
-                   **{k: user[k] for k in ("name", "email", "sms") if user.get(k)}}
+        created = {"id": new_id(), "type": "customer", **details}
+        if custom_fields:
+            created["customFields"] = custom_fields
         self.users.append(created)
-        return str(created["id"])
+        return created
 
     def _store_loop(self, request: web.Request, *, description: str,
                     location: dict[str, Any], loop_type: str, source: str,
@@ -372,3 +427,40 @@ class LoopSimulator(Simulator):
         if not customer:
             raise Invalid("customer is required")
         return {"loops": [loop for loop in self.loops if loop["creatorId"] == customer]}
+
+    # -- users and invitations ------------------------------------------------------
+    @staticmethod
+    def _account(user: dict[str, Any]) -> dict[str, Any]:
+        """A guest in the documented shape of a user account."""
+        return {"username": user.get("username", ""), "name": user.get("name", ""),
+                "id": user["id"], "permissions": user.get("permissions", []),
+                "locations": user.get("locations", []), "sms": user.get("sms", ""),
+                "email": user.get("email", "")}
+
+    async def _find_users(self, request: web.Request) -> Any:
+        query = {k: request.query[k] for k in ("username", "email", "sms")
+                 if request.query.get(k)}
+        if not query:
+            raise Invalid("one of username, email or sms is required")
+        found = [self._account(user) for user in [*EMPLOYEES, *self.users]
+                 if all(user.get(k) == v for k, v in query.items())]
+        return {"users": found}
+
+    async def _invite_url(self, request: web.Request) -> Any:
+        body = await self._body(request)
+        location = None
+        if body.get("locationId") is not None:
+            location = self._location_by_id(body["locationId"])
+        if any(not isinstance(body.get(k, ""), str) for k in ("name", "email", "sms")):
+            raise Invalid("name, email and sms must be strings")
+        fields = body.get("customFields")
+        if fields is not None:
+            fields = self._custom_field_values(fields)
+        guest = self._guest(body, fields)
+        path = f"/loop/create/{location['shortcode']}" if location else "/loop/create"
+        url = f"{request.url.origin()}{path}"
+        reply: dict[str, Any] = {"url": f"{url}?_uid={guest['id']}" if guest else url}
+        if guest:
+            reply["guestId"] = guest["id"]
+        self.invites.append({**reply, "locationId": body.get("locationId")})
+        return reply

@@ -161,5 +161,4 @@ def load_store(env_file: str | None = ENV_FILE, **overrides: Any) -> StateStore:
     except StateUnavailable as exc:
         raise ConfigurationError(
             "state", f"STATE_URL ({store.description}) is not reachable: {exc}") from None
-    logger.info("shared state: %s", store.description)
     return store

@@ -1,6 +1,7 @@
 """Benti tickets through the real action server (`python -m rasa_sdk`) over HTTP, against the
 Benti simulator in another process: what the customer is told, which slots change, what
-lands in Benti, and what the operator's log shows."""
+lands in Benti, what the operator's log shows, and what the action server fetches (only
+shared files from the hosts the operator allows, never an internal service)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 from rasa_sdk import Tracker
@@ -40,11 +42,18 @@ PENDING_ONLY = {"pending_action": CREATE}
 
 
 class FileHandler(BaseHTTPRequestHandler):
-    """Files a customer might share: a small PDF, one too big for Benti, a dead link."""
+    """Files a customer might share: a small PDF behind a signed URL, one too big for Benti,
+    a dead link, and a redirect to wherever `?to=` says."""
 
     def do_GET(self) -> None:
-        sizes = {"/receipt.pdf": 2048, "/video.mp4": 8 * MIB}
-        size = sizes.get(self.path)
+        path, _, query = self.path.partition("?")
+        if path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", unquote(query.removeprefix("to=")))
+            self.end_headers()
+            return
+        sizes = {"/u/Receipt%20March.pdf": 2048, "/video.mp4": 8 * MIB}
+        size = sizes.get(path)
         if size is None:
             self.send_error(404)
             return
@@ -59,13 +68,55 @@ class FileHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def file_host() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FileHandler)
+class InternalHandler(BaseHTTPRequestHandler):
+    """A service inside the network that must never be reached through a shared file."""
+
+    hits: list[str] = []
+
+    def do_GET(self) -> None:
+        InternalHandler.hits.append(self.path)
+        body = b'{"aws_secret_access_key": "internal-only"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def file_host() -> Iterator[str]:
+    yield from serve(FileHandler)
+
+
+@pytest.fixture(scope="module")
+def internal() -> Iterator[str]:
+    yield from serve(InternalHandler)
+
+
+@pytest.fixture
+def internal_hits(internal: str) -> list[str]:
+    InternalHandler.hits.clear()
+    return InternalHandler.hits
+
+
+@pytest.fixture(scope="module")
+def sharing_server(sandbox: Sandbox, file_host: str) -> Iterator[ActionServer]:
+    """An action server whose operator allows the test file host (over http, on loopback:
+    `SHARED_FILE_ALLOW_PRIVATE_NETWORKS=1` is for tests and development only)."""
+    env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, "SHARED_FILE_HOSTS": file_host,
+           "SHARED_FILE_ALLOW_PRIVATE_NETWORKS": "1"}
+    with running_action_server(env) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +154,20 @@ def test_benti_actions_are_served(action_server: ActionServer) -> None:
 
 
 def test_ticket_with_transcript_and_shared_file_lands_in_benti(
-    sandbox: Sandbox, action_server: ActionServer, file_host: str,
+    sandbox: Sandbox, sharing_server: ActionServer, file_host: str, internal: str,
+    internal_hits: list[str],
 ) -> None:
     sandbox.reset("benti")
-    shared = {"attachments": [{"url": f"{file_host}/receipt.pdf", "name": "receipt.pdf"},
-                              f"{file_host}/video.mp4", f"{file_host}/gone.png"]}
+    signed = f"{file_host}/u/Receipt%20March.pdf?X-Amz-Signature=5ec2e7&X-Amz-Credential=AKIA"
+    shared = {"attachments": [
+        signed,  # a signed URL: the name comes from the path, never from the signature
+        f"{file_host}/video.mp4",  # over Benti's limit
+        f"{file_host}/gone.png",  # a dead link
+        f"{internal}/latest/meta-data/",  # same address, other port: not on the list
+        f"{file_host}/redirect?to={quote(internal + '/admin', safe='')}",  # off the list
+    ]}
 
-    reply = action_server.run(ticket_payload(metadata=shared))
+    reply = sharing_server.run(ticket_payload(metadata=shared))
 
     state = sandbox.state("benti")
     [ticket] = state["tickets"]
@@ -131,13 +189,55 @@ def test_ticket_with_transcript_and_shared_file_lands_in_benti(
     assert "Customer: I need to open a ticket" in transcript["preview"]
     assert "Bot: I'll open a support ticket for you. What's your name?" in transcript["preview"]
     assert "Customer: It smokes every time I print." in transcript["preview"]
-    receipt = next(m for m in attached if m["name"] == "receipt.pdf")
-    assert receipt["size"] == 2048
+    receipt = next(m for m in attached if m["name"].endswith(".pdf"))
+    assert (receipt["name"], receipt["size"]) == ("Receipt March.pdf", 2048)
+    assert internal_hits == []
 
-    log = action_server.process.output()
-    assert "shared file 2 of 3 not attached" in log
-    assert "shared file 3 of 3 not attached" in log
+    log = sharing_server.process.output()
+    for position in range(2, 6):
+        assert f"shared file {position} of 5 not attached" in log
+    assert "not allowed by SHARED_FILE_HOSTS" in log
     assert "ada.lovelace@example.com" not in log
+    assert "5ec2e7" not in log  # the signature of the signed URL
+
+
+def test_an_internal_url_in_the_metadata_is_never_fetched(
+    sandbox: Sandbox, action_server: ActionServer, internal: str, internal_hits: list[str],
+) -> None:
+    """Server-side request forgery through a REST-channel message: the default configuration
+    (no SHARED_FILE_HOSTS) fetches no shared file at all."""
+    sandbox.reset("benti")
+    shared = {"attachments": [f"{internal}/latest/meta-data/iam/security-credentials/",
+                              {"url": f"{internal}/admin", "name": "invoice.pdf"}]}
+
+    reply = action_server.run(ticket_payload(metadata=shared))
+
+    assert responses(reply) == ["utter_benti_ticket_created"]
+    [ticket] = sandbox.state("benti")["tickets"]
+    [transcript] = [m for m in sandbox.state("benti")["media"] if m["id"] in ticket["attachments"]]
+    assert transcript["name"].startswith("conversation-")
+    assert "internal-only" not in transcript["preview"]
+    assert internal_hits == []
+    assert "2 shared file(s) not attached: SHARED_FILE_HOSTS is empty" in \
+        action_server.process.output()
+
+
+def test_an_allowed_name_pointing_inside_the_network_is_refused(
+    sandbox: Sandbox, internal: str, internal_hits: list[str],
+) -> None:
+    """The operator allows a host by name; DNS says it is 127.0.0.1: still refused, because
+    the addresses are checked after resolution (private networks are not allowed here)."""
+    port = internal.rsplit(":", 1)[1]
+    env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, "SHARED_FILE_HOSTS": "http://localhost"}
+    sandbox.reset("benti")
+    with running_action_server(env) as server:
+        reply = server.run(ticket_payload(metadata={
+            "attachments": [f"http://localhost:{port}/admin"]}))
+        log = server.process.output()
+
+    assert responses(reply) == ["utter_benti_ticket_created"]
+    assert internal_hits == []
+    assert "localhost resolves to a loopback or private address" in log
 
 
 def test_missing_slots_are_reported_not_sent(
@@ -150,7 +250,8 @@ def test_missing_slots_are_reported_not_sent(
     assert sandbox.state("benti")["tickets"] == []
 
 
-EXPIRED = {"Message": "Unauthorized: the access token has expired"}
+#: Inbenta's documented gateway answer for a wrong key or an expired or revoked token.
+EXPLICIT_DENY = {"Message": "User is not authorized to access this resource with an explicit deny"}
 
 
 @pytest.mark.parametrize(("fault", "response"), [
@@ -161,9 +262,11 @@ EXPIRED = {"Message": "Unauthorized: the access token has expired"}
     ({"malformed": True}, "utter_vendor_unavailable"),
     ({"status": 422, "body": {"error": {"code": 422, "message": "creator does not exist"}}},
      "utter_benti_ticket_rejected"),
-    ({"status": 403, "body": {"Message": "Invalid API key"}}, "utter_integration_unavailable"),
-    ({"status": 401, "body": EXPIRED, "times": 2}, "utter_integration_unavailable"),
-], ids=["timeout", "500", "503", "429", "malformed", "rejected", "forbidden", "expired-twice"])
+    ({"status": 403, "body": EXPLICIT_DENY, "times": 2}, "utter_integration_unavailable"),
+    ({"status": 401, "body": {"Message": "Unauthorized"}, "times": 2},
+     "utter_integration_unavailable"),
+], ids=["timeout", "500", "503", "429", "malformed", "rejected", "denied-twice",
+        "unauthorized-twice"])
 def test_vendor_failure_is_explained_keeps_the_slots_and_try_again_works(
     sandbox: Sandbox, impatient_server: ActionServer, fault: dict[str, Any], response: str,
 ) -> None:
@@ -193,6 +296,53 @@ def test_expired_token_is_renewed_without_the_customer_noticing(
 
     assert responses(reply) == ["utter_benti_ticket_created"]
     assert count(sandbox.calls("benti"), "POST", "/v1/auth") == 2
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 403, "body": EXPLICIT_DENY},
+    {"status": 401, "body": {"Message": "Unauthorized"}},
+], ids=["403-explicit-deny", "401-unauthorized"])
+def test_refused_token_is_renewed_without_the_customer_noticing(
+    sandbox: Sandbox, impatient_server: ActionServer, fault: dict[str, Any],
+) -> None:
+    impatient_server.run(ticket_payload())  # a token is held
+    sandbox.reset("benti")
+    sandbox.inject("benti", {**fault, "path": "/ticketing/v1/tickets"})
+
+    reply = impatient_server.run(ticket_payload())
+
+    assert responses(reply) == ["utter_benti_ticket_created"]
+    assert len(sandbox.state("benti")["tickets"]) == 1
+
+
+def test_twenty_customers_while_benti_refuses_the_secret(sandbox: Sandbox) -> None:
+    """A rotated secret: every customer hears the service is unavailable (not that their
+    ticket was rejected), Benti gets one authentication attempt (not one or more per
+    customer), and the log says which settings to check without showing them."""
+    wrong = "rotated-away-secret-value"
+    env = {"SANDBOX": "0", "SANDBOX_URL": sandbox.url,
+           "BENTI_API_KEY": SANDBOX_API_KEY, "BENTI_API_SECRET": wrong,
+           "BENTI_AUTH_URL": f"{sandbox.url}/benti"}
+    sandbox.reset("benti")
+    sandbox.latency("benti", 0.2)  # the failing authentication is running when all arrive
+    try:
+        with running_action_server(env) as server:
+            payloads = [ticket_payload(customer_email=f"customer{n}@example.com")
+                        for n in range(20)]
+            with ThreadPoolExecutor(20) as pool:
+                replies = list(pool.map(server.run, payloads))
+            time.sleep(0.5)  # anything still running after the answers would show now
+            log = server.process.output()
+    finally:
+        sandbox.latency("benti", 0.0)
+
+    assert [responses(r) for r in replies] == [["utter_integration_unavailable"]] * 20
+    assert [slot_events(r) for r in replies] == [PENDING_ONLY] * 20
+    calls = sandbox.calls("benti")
+    assert count(calls, "POST", "/v1/auth") <= 2  # one in practice (issue 15 saw 40)
+    assert sum(n for key, n in calls.items() if "/ticketing/" in key) == 0
+    assert "check BENTI_API_KEY and BENTI_API_SECRET" in log
+    assert wrong not in log
 
 
 def test_twenty_concurrent_tickets_from_cold_start_one_auth_and_clean_log(

@@ -85,7 +85,7 @@ def test_designer_chosen_slot_is_searched_and_then_cleared(server: ActionServer)
     reply = server.run(webhook_payload(ANSWER, text="hmm", slots={"cention_query": "my order"}))
     assert responses(reply) == ["utter_cention_answer"]
     assert "My orders" in messages(reply)[0]["answer"]
-    assert slot_events(reply) == {"cention_query": None}
+    assert slot_events(reply) == {"cention_query": None, "cention_answered_question_id": "6"}
 
 
 def test_internal_answers_never_reach_the_customer(server: ActionServer) -> None:
@@ -121,7 +121,8 @@ def test_picked_suggestion_is_answered(server: ActionServer) -> None:
     assert responses(reply) == ["utter_cention_answer"]
     assert messages(reply)[0]["answer"] == (
         "Yes: open Settings → Security and choose Change password.")
-    assert slot_events(reply) == {"cention_question_id": None}
+    assert slot_events(reply) == {"cention_question_id": None,
+                                  "cention_answered_question_id": "7"}
 
 
 def test_popular_questions_are_offered_as_buttons(server: ActionServer) -> None:

@@ -237,7 +237,9 @@ def test_the_logs_show_no_secret_link_or_contact(
     link = message(reply)["url"]
     state = sandbox.state("imbee")
     output = strict_server.process.output()
-    assert "Refused for the log test" in output  # the vendor's message is kept for operators
+    # The vendor's refusal is logged for operators as a summary (the API-error vocabulary
+    # only: a vendor message may echo what was sent, so it is never logged word for word).
+    assert "refused the request" in output and "Refused for the" in output
     leaks = [SANDBOX_AUTH_TOKEN, SANDBOX_CORPORATE_TOKEN, SANDBOX_USER_ID_SALT, link,
              link.rsplit("/", 1)[1], EMAIL, PHONE, "612345678"]
     leaks += [user[key] for user in state["users"] for key in ("apikey", "password")]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from rasa_service_desk.clients.loop.settings import SANDBOX_AUTH_TOKEN
 from rasa_service_desk.sandbox.loop import LOBBY
@@ -119,6 +120,25 @@ def test_survey_unavailable_ends_the_form_and_try_again_restarts_it(
 
 
 
+def test_a_location_without_a_survey_is_the_operator_s_problem_not_the_customer_s(
+    sim: Sandbox, lobby: tuple[ActionServer, Sandbox]
+) -> None:
+    """Loop answers `GET /surveys?location=` with 404: the customer hears the service is
+    unavailable (not "check the details you gave me") and the log names the settings."""
+    sim.reset("loop")
+    taken = requests.post(f"{sim.url}/loop/_sandbox/settings",
+                          json={"location_surveys": {"1200": None}}, timeout=10)
+    taken.raise_for_status()
+    with running_action_server(env(sim)) as cold:  # nothing cached yet
+        reply = SurveyConversation(cold).ask()
+        log = cold.process.output()
+
+    assert responses(reply) == ["utter_integration_unavailable"]
+    assert sim.calls("loop")["GET /loop/api/v1/surveys"] == 1  # a setting: not retried
+    assert "check LOOP_LOCATION, or set LOOP_SURVEY" in log
+    assert SANDBOX_AUTH_TOKEN not in log
+
+
 def test_loop_with_mapped_custom_fields_and_clean_logs(
     server: ActionServer, sim: Sandbox
 ) -> None:
@@ -128,7 +148,7 @@ def test_loop_with_mapped_custom_fields_and_clean_logs(
     slots.update(slot_events(reply))
     reply = form_turn(server, slots, "customer_email", EMAIL)
     slots.update({"customer_email": EMAIL, **slot_events(reply)})  # as Rasa extracted it
-    assert slots["requested_slot"] is None
+    assert slots.get("requested_slot") is None  # nothing more to ask: Rasa ends the form
     reply = create(server, slots)
     assert responses(reply) == ["utter_loop_created"]
     [loop] = sim.state("loop")["loops"]

@@ -43,7 +43,9 @@ def test_the_form_asks_the_description_then_one_contact(action_server: ActionSer
 
     reply = form_turn(action_server, {}, "loop_description", f"  {DESCRIPTION}  ")
     assert slot_events(reply)["loop_description"] == DESCRIPTION
-    assert "requested_slot" not in slot_events(reply)  # Rasa goes on to ask the contact
+    # Rasa goes on to ask the contact (named by the validator, which leaves out the location
+    # question when the customer does not choose it).
+    assert slot_events(reply).get("requested_slot", "customer_email") == "customer_email"
 
     slots = {"loop_description": DESCRIPTION}
     reply = form_turn(action_server, slots, "customer_email", "call me maybe")
@@ -51,7 +53,8 @@ def test_the_form_asks_the_description_then_one_contact(action_server: ActionSer
     assert slot_events(reply)["customer_email"] is None
 
     reply = form_turn(action_server, slots, "customer_email", "Jason@Example.com")
-    assert slot_events(reply) == {"customer_email": "Jason@example.com", "requested_slot": None}
+    assert slot_events(reply) == {"customer_email": "Jason@example.com",
+                                  "requested_slot": None}  # the form is done
 
     reply = form_turn(action_server, slots, "customer_email", "+44 20 7946 0958")
     assert slot_events(reply) == {"customer_email": None, "customer_phone": "+442079460958",

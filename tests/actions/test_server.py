@@ -19,9 +19,9 @@ def test_health_and_action_list(action_server: ActionServer) -> None:
 
 def test_try_again_reruns_the_failed_action(action_server: ActionServer) -> None:
     reply = action_server.run(webhook_payload(
-        "action_retry_pending", slots={"pending_action": "action_some_vendor_call"}))
+        "action_retry_pending", slots={"pending_action": "action_benti_create_ticket"}))
     assert responses(reply) == ["utter_retrying"]
-    assert {"event": "followup", "name": "action_some_vendor_call"} in [
+    assert {"event": "followup", "name": "action_benti_create_ticket"} in [
         {k: e[k] for k in ("event", "name")} for e in reply["events"]]
 
 

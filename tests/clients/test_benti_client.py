@@ -1,9 +1,11 @@
 """The Benti client against the simulator (in-process, on loopback) and against canned replies.
 
 What a user would notice: tickets get created with one authentication for many tickets and
-none per request, tokens are renewed before Benti refuses them, an expired token costs no
-failed ticket, twenty customers arriving at once cause one authentication, and files that
-Benti would refuse are refused before anything is sent.
+none per request, tokens are renewed before Benti refuses them, an expired or revoked token
+costs no failed ticket, twenty customers arriving at once cause one authentication (also
+when it fails), a wrong secret is reported as the configuration problem it is, a failed
+part of a ticket stops the rest, two first tickets of one customer share one Benti user,
+and files that Benti would refuse are refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import SecretStr
 from yarl import URL
 
 from rasa_service_desk.clients.benti import Attachment, BentiClient, BentiSettings, NewTicket
+from rasa_service_desk.clients.benti.auth import AUTH_FAILURE_HOLD_SECONDS
 from rasa_service_desk.clients.benti.client import error_message
 from rasa_service_desk.clients.benti.settings import MIB, SANDBOX_API_KEY
 from rasa_service_desk.clients.errors import (
@@ -35,7 +38,10 @@ from rasa_service_desk.clients.http import close_shared_sessions
 from rasa_service_desk.sandbox.benti import BentiSimulator
 from rasa_service_desk.sandbox.core import Fault
 
-BIG = 8 * MIB
+#: Inbenta's documented answers ("Gateway Errors" and "API Errors" pages).
+EXPLICIT_DENY = {"Message": "User is not authorized to access this resource with an explicit deny"}
+UNAUTHORIZED = {"Message": "Unauthorized"}
+SECRET_NOT_VALID = {"error": {"code": 400, "message": "Secret token not valid"}}
 
 
 class Clock:
@@ -68,25 +74,11 @@ class Benti:
                    if key.startswith(f"{method} ") and key.endswith(path))
 
 
-async def shared_file(request: web.Request) -> web.StreamResponse:
-    size = int(request.match_info["size"])
-    if request.query.get("chunked"):
-        resp = web.StreamResponse()
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        for _ in range(size // MIB):
-            await resp.write(b"x" * MIB)
-        await resp.write_eof()
-        return resp
-    return web.Response(body=b"y" * size, content_type="application/pdf")
-
-
 @pytest.fixture
 async def benti() -> AsyncIterator[Benti]:
     sim = BentiSimulator()
     root = web.Application(client_max_size=32 * MIB)
     root.add_subapp("/benti", sim.app())
-    root.router.add_get("/files/{size}", shared_file)
     async with TestServer(root, host="127.0.0.1") as server:
         yield Benti(sim, str(server.make_url("")).rstrip("/"), Clock())
         await close_shared_sessions()
@@ -220,27 +212,175 @@ async def test_token_benti_expired_is_renewed_once_and_the_ticket_still_created(
     assert benti.count("POST", "/v1/auth") == 2
 
 
+async def test_token_benti_revoked_is_renewed_once_and_the_ticket_still_created(
+    benti: Benti,
+) -> None:
+    client = benti.client()
+    await client.create_ticket(ticket())
+    benti.sim.tokens.clear()  # revoked: the gateway answers 403 "explicit deny"
+
+    await client.create_ticket(ticket())
+
+    assert len(benti.sim.tickets) == 2
+    assert benti.count("POST", "/v1/auth") == 2
+
+
+@pytest.mark.parametrize(("status", "body"), [(403, EXPLICIT_DENY), (401, UNAUTHORIZED)],
+                         ids=["403-explicit-deny", "401-unauthorized"])
+@pytest.mark.parametrize("path", ["/ticketing/v1/users", "/ticketing/v1/tickets"])
+async def test_any_documented_refusal_of_the_token_is_renewed_once(
+    benti: Benti, status: int, body: dict[str, str], path: str,
+) -> None:
+    client = benti.client()
+    await client.create_ticket(ticket())
+    method = "POST" if path.endswith("tickets") else "GET"
+    benti.sim.inject(Fault(status=status, body=body, path=path, method=method))
+
+    created = await client.create_ticket(ticket())
+
+    assert created.reference == str(benti.sim.tickets[-1]["id"])
+    assert len(benti.sim.tickets) == 2
+    assert benti.count("POST", "/v1/auth") == 2  # the token was dropped, not refreshed
+    assert benti.count("POST", "/v1/refreshToken") == 0
+
+
 async def test_token_refused_again_after_renewal_is_an_authentication_error(
     benti: Benti,
 ) -> None:
     client = benti.client()
     await client.create_ticket(ticket())
-    expired = {"Message": "Unauthorized: the access token has expired"}
-    benti.sim.inject(Fault(status=401, path="/ticketing/v1/users", body=expired, times=2))
+    benti.sim.inject(Fault(status=403, path="/ticketing/v1/users", body=EXPLICIT_DENY, times=2))
 
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(AuthenticationError, match="BENTI_API_KEY"):
         await client.create_ticket(ticket())
     assert benti.count("POST", "/v1/auth") == 2  # one renewal, no loop
     assert benti.sim.tickets[1:] == []
 
 
-async def test_wrong_api_key_is_not_retried(benti: Benti) -> None:
+async def test_wrong_api_key_is_an_authentication_error_naming_the_setting(
+    benti: Benti, caplog: pytest.LogCaptureFixture,
+) -> None:
     client = BentiClient(benti.settings(api_key=SecretStr("wrong-key")))
     with pytest.raises(AuthenticationError) as caught:
         await client.create_ticket(ticket())
     assert caught.value.status == 403
-    assert caught.value.vendor_message == "Invalid API key"
+    assert caught.value.vendor_message == EXPLICIT_DENY["Message"]
+    assert "BENTI_API_KEY" in caught.value.message
     assert benti.count("POST", "/v1/auth") == 1
+    assert "wrong-key" not in caplog.text
+
+
+async def test_wrong_secret_is_a_configuration_problem_not_a_rejected_ticket(
+    benti: Benti, caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = BentiClient(benti.settings(api_secret=SecretStr("not-the-secret")))
+    with pytest.raises(AuthenticationError) as caught:  # not RejectedInput
+        await client.create_ticket(ticket())
+
+    assert not isinstance(caught.value, RejectedInput)
+    assert (caught.value.status, caught.value.vendor_message) == (400, "Secret token not valid")
+    assert "check BENTI_API_KEY and BENTI_API_SECRET" in caught.value.message
+    assert "check BENTI_API_KEY and BENTI_API_SECRET" in caplog.text
+    assert "not-the-secret" not in caplog.text
+    assert benti.count("POST", "/v1/auth") == 1
+    assert benti.sim.tickets == []
+
+
+async def test_auth_url_without_the_auth_api_names_its_setting() -> None:
+    with aioresponses() as mocked:
+        mocked.post(AUTH, status=404, payload={"error": {"code": 404, "message": "Not Found"}})
+        with pytest.raises(ConfigurationError, match="BENTI_AUTH_URL"):
+            await canned_client().create_ticket(ticket())
+        await close_shared_sessions()
+
+
+async def test_twenty_tickets_while_auth_is_refused_make_one_auth_call(benti: Benti) -> None:
+    benti.sim.latency = 0.05  # the failing authentication is still running when all arrive
+    client = BentiClient(benti.settings(api_secret=SecretStr("rotated-away")), clock=benti.clock)
+    files = [Attachment("a.txt", b"a"), Attachment("b.txt", b"b")]
+
+    results = await asyncio.gather(
+        *(client.create_ticket(ticket(f"c{n}@example.com", *files)) for n in range(20)),
+        return_exceptions=True)
+
+    assert all(isinstance(r, AuthenticationError) for r in results)
+    assert len({id(r) for r in results}) == 20  # each customer gets an error of its own
+    assert benti.count("POST", "/v1/auth") == 1
+    assert benti.count("GET", "/ticketing/v1/users") == 0
+
+    benti.clock.advance(AUTH_FAILURE_HOLD_SECONDS - 0.1)  # still within the hold: no call
+    with pytest.raises(AuthenticationError):
+        await client.create_ticket(ticket())
+    assert benti.count("POST", "/v1/auth") == 1
+    benti.clock.advance(0.2)  # the hold is over: the next ticket tries again
+    with pytest.raises(AuthenticationError):
+        await client.create_ticket(ticket())
+    assert benti.count("POST", "/v1/auth") == 2
+
+
+async def test_authentication_works_again_once_the_secret_is_fixed_and_the_hold_over(
+    benti: Benti,
+) -> None:
+    client = benti.client()
+    benti.sim.inject(Fault(status=503, path="/v1/auth", times=3))  # an outage, all retries
+    with pytest.raises(VendorUnavailable):
+        await client.create_ticket(ticket())
+    with pytest.raises(VendorUnavailable):  # shared: no new attempt during the hold
+        await client.create_ticket(ticket())
+    assert benti.count("POST", "/v1/auth") == 3
+
+    benti.clock.advance(AUTH_FAILURE_HOLD_SECONDS)
+    await client.create_ticket(ticket())
+    assert len(benti.sim.tickets) == 1
+
+
+async def test_a_failed_upload_cancels_the_rest_of_the_ticket(benti: Benti) -> None:
+    client = benti.client()
+    await client.create_ticket(ticket("first@example.com"))  # authenticated already
+    # the user lookup and the second upload are slow; the first upload is refused at once
+    benti.sim.inject(
+        Fault(delay=0.5, path="/ticketing/v1/users", method="GET"),
+        Fault(status=400, path="/ticketing/v1/media",
+              body={"error": {"code": 400, "message": "content is not valid base64"}}),
+        Fault(delay=0.5, path="/ticketing/v1/media"),
+    )
+
+    with pytest.raises(RejectedInput):
+        await client.create_ticket(
+            ticket("ada@example.com", Attachment("a.txt", b"a"), Attachment("b.txt", b"b")))
+    await asyncio.sleep(0.8)  # long enough for a sibling left running to go on
+
+    # the lookup was cancelled: no user created after it, no ticket
+    assert benti.count("POST", "/ticketing/v1/users") == 1
+    assert [u["address"] for u in benti.sim.state()["users"]] == ["first@example.com"]
+    assert len(benti.sim.tickets) == 1
+
+
+async def test_two_first_tickets_of_one_customer_share_one_benti_user(benti: Benti) -> None:
+    benti.sim.latency = 0.05  # both lookups find nobody before either creation lands
+    client = benti.client()
+
+    first, second = await asyncio.gather(client.create_ticket(ticket("new@example.com")),
+                                         client.create_ticket(ticket("new@example.com")))
+
+    assert first.id != second.id
+    [user] = benti.sim.state()["users"]
+    assert {t["creator"] for t in benti.sim.tickets} == {user["id"]}
+    assert benti.count("POST", "/ticketing/v1/users") == 2  # the second one was refused
+
+
+async def test_user_refused_and_still_not_found_is_the_refusal() -> None:
+    with aioresponses() as mocked:
+        mocked.post(AUTH, payload={"accessToken": "t", "expiration": time.time() + 1200,
+                                   "apis": {"ticketing": TICKETING.removesuffix("/v1")}})
+        mocked.get(re.compile(re.escape(f"{TICKETING}/users") + r"\?.*"),
+                   payload={"data": []}, repeat=True)
+        mocked.post(f"{TICKETING}/users", status=400,
+                    payload={"error": {"code": 400, "message": "name and address required"}})
+        with pytest.raises(RejectedInput) as caught:
+            await canned_client().create_ticket(ticket())
+        assert caught.value.vendor_message == "name and address required"
+        await close_shared_sessions()
 
 
 async def test_vendor_refusal_keeps_benti_own_message(benti: Benti) -> None:
@@ -289,27 +429,6 @@ async def test_uploads_run_concurrently(benti: Benti) -> None:
     assert len(benti.sim.state()["media"]) == 4
     # one after the other: auth, lookup, create user, 4 uploads, ticket = 8 x 0.3 s
     assert elapsed < 2.0
-
-
-async def test_shared_file_is_downloaded(benti: Benti) -> None:
-    data = await benti.client().fetch_file(f"{benti.url}/files/1000")
-    assert data == b"y" * 1000
-
-
-@pytest.mark.parametrize("path", ["/files/{big}", "/files/{big}?chunked=1"])
-async def test_shared_file_over_the_limit_is_refused(benti: Benti, path: str) -> None:
-    with pytest.raises(RejectedInput, match="exceeds"):
-        await benti.client().fetch_file(benti.url + path.format(big=BIG))
-
-
-async def test_shared_file_errors_are_typed(benti: Benti) -> None:
-    client = benti.client()
-    with pytest.raises(RejectedInput):
-        await client.fetch_file(f"{benti.url}/nothing-here")
-    with pytest.raises(RejectedInput):
-        await client.fetch_file("file:///etc/passwd")
-    with pytest.raises(VendorUnavailable):
-        await client.fetch_file("http://127.0.0.1:9/unreachable")
 
 
 # -- canned replies (aioresponses): shapes the simulator does not produce ------------
@@ -369,8 +488,8 @@ async def test_auth_reply_without_token_is_malformed() -> None:
 
 @pytest.mark.parametrize(("body", "expected"), [
     ({"error": {"code": 400, "message": "title too long"}}, "title too long"),
-    ({"Message": "Unauthorized: the access token has expired"},
-     "Unauthorized: the access token has expired"),
+    (EXPLICIT_DENY, EXPLICIT_DENY["Message"]),
+    (SECRET_NOT_VALID, "Secret token not valid"),
     ({"message": "Internal server error"}, "Internal server error"),
     ({"error": "bad request"}, "bad request"),
     (["not", "an", "object"], ""),

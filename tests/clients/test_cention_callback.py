@@ -187,8 +187,6 @@ MALFORMED = {
     "errand not included": lambda d: d.update(included=d["included"][:3]),
     "answer without response": lambda d: d["included"][3]["attributes"]["answer"].pop(
         "response"),
-    "html body is an object": lambda d: d["included"][3]["attributes"]["answer"]["response"]
-    .update(html_body={"p": "x"}),
     "included is not a list": lambda d: d.update(included={"type": "x"}),
 }
 
@@ -426,3 +424,32 @@ async def test_read_limited_stops_as_soon_as_the_limit_is_passed() -> None:
     pulled.clear()
     assert await read_limited(chunks(1000), 300) is None
     assert pulled == [0, 1, 2, 3]
+
+
+# -- body and html_body as the field table types them (objects) --------------------------
+def _with_response(**response: Any) -> dict[str, Any]:
+    document = sample_callback()
+    document["included"][3]["attributes"]["answer"]["response"].update(response)
+    return document
+
+
+@pytest.mark.parametrize("body, html_body, expected", [
+    ("Plain answer", "", "Plain answer"),
+    ({"text": "Plain answer"}, {"html": ""}, "Plain answer"),
+    ({"content": "Plain answer"}, None, "Plain answer"),
+    ("ignored", {"value": "<p>Rich <b>answer</b></p>"}, "Rich answer"),
+    (["Line one", {"text": "line two"}], None, "Line one\nline two"),
+    ({"a": "x", "b": "y"}, None, ""),  # two candidates and no known key: no guessing
+    (42, None, ""),
+])
+def test_a_body_given_as_an_object_or_a_string_is_read(
+    body: Any, html_body: Any, expected: str
+) -> None:
+    answer = parse_callback(_with_response(body=body, html_body=html_body))
+    assert answer.text == expected
+
+
+def test_an_answer_of_attachments_only_has_no_text_to_show() -> None:
+    answer = parse_callback(_with_response(body="", html_body={"html": " "}))
+    assert answer.text == ""
+    assert len(answer.attachments) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 import pytest
@@ -15,7 +16,13 @@ from rasa_service_desk.clients.errors import (
     RejectedInput,
     VendorUnavailable,
 )
-from rasa_service_desk.clients.http import HttpClient, RetryPolicy, _retry_after, shared_session
+from rasa_service_desk.clients.http import (
+    HttpClient,
+    RetryPolicy,
+    _retry_after,
+    retry_hint,
+    shared_session,
+)
 
 URL = "https://vendor.example/api/items"
 FAST = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.01, jitter=0)
@@ -157,3 +164,48 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert _retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
     assert _retry_after({"Retry-After": "soon"}) is None
     assert _retry_after({}) is None
+
+
+@pytest.mark.parametrize("header", ["x-throttle-reset", "x-quota-reset"])
+async def test_rate_limit_reset_timestamp_is_waited_for_before_the_retry(header: str) -> None:
+    """Inbenta sends no Retry-After: its 429 says when the limit resets, as a timestamp."""
+    policy = RetryPolicy(attempts=2, initial_wait=0.001, max_wait=2.0, jitter=0)
+    with aioresponses() as mocked:
+        reset = f"{time.time() + 0.4:.3f}"
+        mocked.get(URL, status=429, headers={header: reset})
+        mocked.get(URL, payload={"ok": True})
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await HttpClient("acme", retry=policy).request_json("GET", URL) == {"ok": True}
+        assert 0.3 <= loop.time() - started < 1.5
+
+
+async def test_a_reset_beyond_the_retry_budget_waits_only_the_budget() -> None:
+    policy = RetryPolicy(attempts=2, initial_wait=0.001, max_wait=0.1, jitter=0)
+    with aioresponses() as mocked:
+        quota_reset = str(int(time.time()) + 3600)
+        for _ in range(2):
+            mocked.get(URL, status=429, headers={"x-quota-usage": "100.00",
+                                                 "x-quota-reset": quota_reset})
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(RateLimited) as info:
+            await HttpClient("acme", retry=policy).request("GET", URL)
+        assert 0.09 <= loop.time() - started < 1
+        assert info.value.retry_after is not None and info.value.retry_after > 3500
+
+
+def test_retry_hint_reads_reset_timestamps_of_exhausted_limits_only() -> None:
+    now = 1_700_000_000.0
+    throttled = {"x-throttle-usage": "120.00", "x-throttle-reset": "1700000002",
+                 "x-quota-usage": "3.10", "x-quota-reset": "1700086400"}
+    assert retry_hint(throttled, now=now) == 2  # the quota is not what refused it
+    assert retry_hint({"X-Quota-Reset": "1700000030"}, now=now) == 30  # no usage: trust it
+    assert retry_hint({"x-throttle-reset": "1700000001500"}, now=now) == 1.5  # milliseconds
+    assert retry_hint({"x-throttle-reset": "1699999990"}, now=now) == 0  # already past
+    assert retry_hint({"x-throttle-reset": "3"}, now=now) == 3  # seconds left, not a time
+    assert retry_hint({"Retry-After": "5", "x-throttle-reset": "1700000002"}, now=now) == 5
+    assert retry_hint({"x-throttle-reset": "soon"}, now=now) is None
+    assert retry_hint({"x-throttle-usage": "50.00", "x-throttle-reset": "1700000002"},
+                      now=now) is None
+    assert retry_hint({}, now=now) is None

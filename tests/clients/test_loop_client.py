@@ -21,8 +21,15 @@ from rasa_service_desk.clients.errors import (
     RejectedInput,
     VendorUnavailable,
 )
-from rasa_service_desk.clients.loop.client import LoopClient, LoopUser, error_message, iso_timestamp
-from rasa_service_desk.clients.loop.models import localized
+from rasa_service_desk.clients.loop.client import (
+    DEFAULT_LOCATIONS_CACHE_SECONDS,
+    LoopClient,
+    LoopUser,
+    error_message,
+    iso_timestamp,
+    recent_first,
+)
+from rasa_service_desk.clients.loop.models import LoopSummary, localized
 from rasa_service_desk.clients.loop.settings import SANDBOX_AUTH_TOKEN, LoopSettings
 from rasa_service_desk.clients.redact import register_secrets
 from rasa_service_desk.sandbox.core import Fault
@@ -113,6 +120,19 @@ async def test_unknown_shortcodes_are_configuration_errors(base_url: str) -> Non
         await client.custom_field("nope")
     with pytest.raises(ConfigurationError, match="LOOP_LOOP_TYPE"):
         await LoopClient(settings(base_url, loop_type="Nope")).loop_type_id()
+
+
+async def test_location_without_a_survey_is_a_configuration_error_naming_the_settings(
+    simulator: LoopSimulator, base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    simulator.location_surveys[LOCATION_1300] = None
+    client = LoopClient(settings(base_url))
+    with pytest.raises(ConfigurationError, match=r"LOOP_LOCATION.*LOOP_SURVEY") as caught:
+        await client.survey()
+    assert caught.value.status == 404
+    assert simulator.calls["GET /api/v1/surveys"] == 1  # not retried: a setting to fix
+    assert "check LOOP_LOCATION, or set LOOP_SURVEY" in caplog.text
+    assert SANDBOX_AUTH_TOKEN not in caplog.text
 
 
 async def test_survey_of_the_location_is_cached_for_a_while(
@@ -221,6 +241,120 @@ async def test_token_travels_as_query_parameter_and_never_reaches_the_logs(
     assert "jason@example.com" not in ours
 
 
+# -- follow-ups: locations, references, guests, invite URLs --------------------------------
+async def test_the_location_listing_is_cached_for_an_hour(
+    simulator: LoopSimulator, base_url: str
+) -> None:
+    clock = Clock()
+    client = LoopClient(settings(base_url), clock=clock)
+    listings = await asyncio.gather(*(client.locations() for _ in range(5)))
+    assert [[loc.shortcode for loc in listing] for listing in listings] == [["1300", "1200"]] * 5
+    assert (await client.location(LOCATION_1200)).shortcode == "1200"  # from the listing
+    clock.now += DEFAULT_LOCATIONS_CACHE_SECONDS - 1
+    await client.locations()
+    assert simulator.calls["GET /api/v1/locations"] == 1
+    clock.now += 2
+    await client.locations()
+    assert simulator.calls["GET /api/v1/locations"] == 2
+
+
+async def test_survey_response_and_loop_for_a_chosen_location(
+    simulator: LoopSimulator, base_url: str
+) -> None:
+    client = LoopClient(settings(base_url))
+    chosen = await client.location(LOCATION_1200)
+    survey = await client.survey(chosen)
+    assert survey.id == LOBBY["id"]
+    assert (await client.survey()).id == RESTAURANT["id"]  # LOOP_LOCATION's, cached apart
+    answers = {LOBBY["questions"][0]["categoryId"]: True,
+               LOBBY["questions"][2]["categoryId"]: "Faster check-in"}
+    await client.submit_response(survey, answers, location=chosen)
+    await client.create_loop("Cold room", location=LOCATION_1200)
+    assert simulator.state()["responses"][0]["location"] == LOCATION_1200
+    assert simulator.state()["loops"][0]["location"]["id"] == LOCATION_1200
+
+
+async def test_a_reference_is_recorded_in_the_first_text_answer(
+    simulator: LoopSimulator, base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = LoopClient(settings(base_url))
+    survey = await client.survey()
+    await client.submit_response(survey, {Q_SWIFT: True, Q_ELSE: "Quick, thanks."},
+                                 reference="Cention errand 511055")
+    await client.submit_response(survey, {Q_CLEAN: True, Q_SWIFT: False},
+                                 reference="Cention errand 7")
+    first, second = simulator.state()["responses"]
+    assert first["responses"] == [{"categoryId": Q_SWIFT, "value": True},
+                                  {"categoryId": Q_ELSE,
+                                   "value": "Quick, thanks.\n\n[Cention errand 511055]"}]
+    # Skipped text question: the reference is its only content, in survey order.
+    assert second["responses"] == [{"categoryId": Q_SWIFT, "value": False},
+                                   {"categoryId": Q_CLEAN, "value": True},
+                                   {"categoryId": Q_ELSE, "value": "[Cention errand 7]"}]
+    yes_no_only = survey.__class__(id="s", questions=[survey.questions[0]])
+    with caplog.at_level(logging.WARNING):
+        kept = LoopClient.with_reference(yes_no_only, [{"categoryId": Q_SWIFT, "value": True}],
+                                         "Cention errand 7")
+    assert kept == [{"categoryId": Q_SWIFT, "value": True}]
+    assert "no text question" in caplog.text
+
+
+async def test_guests_are_found_by_address_and_their_loops_listed_most_recent_first(
+    simulator: LoopSimulator, base_url: str
+) -> None:
+    client = LoopClient(settings(base_url))
+    first = await client.create_loop("Towels", user=LoopUser(email="jason@example.com"))
+    second = await client.create_loop("Soap", user=LoopUser(email="jason@example.com"))
+    for loop, millis in zip(simulator.loops, (1_462_201_128_558, 1_462_301_128_558),
+                            strict=True):
+        loop["created_on"] = millis
+    [guest] = await client.users(email="jason@example.com")
+    loops = await client.loops_for_customer(guest.id)
+    assert [loop.id for loop in loops] == [second.id, first.id]
+    assert loops[0].state == "open" and loops[0].location_title == "Andros Island Bahamas"
+    assert [u.username for u in await client.users(sms="5556135555")] == ["benria", "benria2"]
+    assert await client.users(email="nobody@example.com") == []
+    with pytest.raises(ValueError):
+        await client.users()
+    assert simulator.calls["GET /api/v1/users/"] == 3
+
+
+def test_recent_first_keeps_undated_loops_last() -> None:
+    loops = [LoopSummary(id="a"), LoopSummary(id="b", created_on=1),
+             LoopSummary(id="c", created_on=3), LoopSummary(id="d")]
+    assert [loop.id for loop in recent_first(loops)] == ["c", "b", "a", "d"]
+    summary = LoopSummary(id="x", location={"title": {"fr": "Lobby"}, "timezone": "UTC"})
+    assert (summary.location_title, summary.location_timezone) == ("Lobby", "UTC")
+    assert LoopSummary(id="y", location="?").location_title == ""
+
+
+async def test_invite_urls_generic_or_for_a_guest(
+    simulator: LoopSimulator, base_url: str
+) -> None:
+    client = LoopClient(settings(base_url))
+    generic = await client.invite_url()
+    assert generic.guestId is None and generic.url.endswith("/loop/create/1300")
+    assert simulator.state()["users"] == []
+    personal = await client.invite_url(location=LOCATION_1200,
+                                       user=LoopUser(email="jason@example.com"))
+    [guest] = simulator.state()["users"]
+    assert personal.guestId == guest["id"]
+    assert personal.url.endswith(f"/loop/create/1200?_uid={guest['id']}")
+    assert simulator.invites[-1] == {"url": personal.url, "guestId": guest["id"],
+                                     "locationId": LOCATION_1200}
+
+
+async def test_a_failed_invite_request_is_not_repeated(
+    simulator: LoopSimulator, base_url: str
+) -> None:
+    client = LoopClient(settings(base_url))
+    await client.location()
+    simulator.inject(Fault(status=500, path="/invite/url", times=3))
+    with pytest.raises(VendorUnavailable):
+        await client.invite_url()
+    assert simulator.calls["POST /api/v1/invite/url"] == 1
+
+
 # -- recorded replies: shapes the documentation leaves open, and failures -------------------
 def fake_client(**overrides: Any) -> LoopClient:
     values: dict[str, Any] = {"auth_token": TOKEN, "retry_attempts": 2}
@@ -249,6 +383,7 @@ async def test_lenient_reply_shapes() -> None:
 
 @pytest.mark.parametrize("status, error", [
     (401, AuthenticationError), (403, AuthenticationError), (400, RejectedInput),
+    (404, ConfigurationError),
     (429, RateLimited), (503, VendorUnavailable), (500, VendorUnavailable),
 ])
 async def test_statuses_become_typed_errors(status: int, error: type[Exception]) -> None:

@@ -89,3 +89,24 @@ def test_loaded_secrets_are_masked_in_logs(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("ACME_API_SECRET", "s3cr3t-value")
     load_integrations(env_file=None)
     assert "s3cr3t-value" not in redact("auth failed with s3cr3t-value")
+
+
+def test_global_switches_are_read_from_the_dotenv_file_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("LOG_LEVEL", "ACTION_DEADLINE_SECONDS", "ACTION_SERVER_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    env = tmp_path / ".env"
+    env.write_text("LOG_LEVEL=warning\nACTION_DEADLINE_SECONDS=5\n"
+                   "ACTION_SERVER_TOKEN=token-from-the-env-file-0123\n")
+    loaded = settings_module.load_global_settings(str(env))
+    assert (loaded.log_level, loaded.action_deadline_seconds) == ("WARNING", 5.0)
+    assert loaded.token == "token-from-the-env-file-0123"
+    assert redact("token-from-the-env-file-0123 leaked") == "*** leaked"
+    assert "token-from-the-env-file-0123" not in repr(loaded)
+
+
+def test_a_problem_is_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACME_QUEUE", "many\nlines")
+    with pytest.raises(ConfigurationError) as info:
+        load_integrations(env_file=None)
+    assert info.value.message.splitlines()[1:] == ["  ACME_QUEUE: must be a whole number"]

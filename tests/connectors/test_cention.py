@@ -510,6 +510,7 @@ async def test_an_errand_answered_in_the_simulator_arrives_in_its_conversation(
         "cention_errand_id": errand_id,
         "cention_answer_text": "Your order left today. Track it (https://track.example.com/1)",
         "cention_attachment_names": "label.txt, invoice.txt",
+        "cention_answer_kind": "text_and_files",
     }
     [(recipient, text)] = pushy.sent
     assert recipient == "conversation-42"

@@ -17,6 +17,10 @@ from rasa_service_desk.sandbox.benti import BentiSimulator
 from rasa_service_desk.sandbox.core import Fault
 
 KEY = {"x-inbenta-key": SANDBOX_API_KEY}
+#: Inbenta's documented answers, word for word ("Gateway Errors" and "API Errors" pages).
+EXPLICIT_DENY = {"Message": "User is not authorized to access this resource with an explicit deny"}
+UNAUTHORIZED = {"Message": "Unauthorized"}
+SECRET_NOT_VALID = {"error": {"code": 400, "message": "Secret token not valid"}}
 
 
 @pytest.fixture
@@ -65,39 +69,39 @@ async def test_form_encoded_secret_is_accepted(http: TestClient[Any, Any]) -> No
     assert resp.status == 200
 
 
-@pytest.mark.parametrize(("headers", "status", "message"), [
-    ({}, 403, "Missing API key"),
-    ({"x-inbenta-key": "someone-else"}, 403, "Invalid API key"),
-])
-async def test_gateway_refuses_a_missing_or_wrong_key(
-    http: TestClient[Any, Any], headers: dict[str, str], status: int, message: str,
+@pytest.mark.parametrize("headers", [{}, {"x-inbenta-key": "someone-else"}])
+async def test_gateway_refuses_a_missing_or_wrong_key_with_an_explicit_deny(
+    http: TestClient[Any, Any], headers: dict[str, str],
 ) -> None:
     resp = await http.post("/benti/v1/auth", json={"secret": SANDBOX_API_SECRET},
                            headers=headers)
-    assert resp.status == status
-    assert message in (await resp.json())["Message"]
+    assert resp.status == 403
+    assert await resp.json() == EXPLICIT_DENY
 
 
-async def test_wrong_secret_is_refused(http: TestClient[Any, Any]) -> None:
-    resp = await http.post("/benti/v1/auth", json={"secret": "guess"}, headers=KEY)
-    assert resp.status == 401
-    assert "secret" in (await resp.json())["Message"]
+@pytest.mark.parametrize("body", [{"secret": "guess"}, {}], ids=["wrong", "missing"])
+async def test_wrong_secret_is_refused_as_documented(
+    http: TestClient[Any, Any], body: dict[str, str],
+) -> None:
+    resp = await http.post("/benti/v1/auth", json=body, headers=KEY)
+    assert resp.status == 400
+    assert await resp.json() == SECRET_NOT_VALID
 
 
-@pytest.mark.parametrize(("authorization", "message"), [
-    (None, "missing access token"),
-    ("Bearer not-a-token", "invalid access token"),
-    ("Basic abc", "missing access token"),
+@pytest.mark.parametrize(("authorization", "status", "body"), [
+    (None, 401, UNAUTHORIZED),
+    ("Bearer not-a-token", 403, EXPLICIT_DENY),
+    ("Basic abc", 403, EXPLICIT_DENY),
 ])
 async def test_calls_without_a_valid_token_are_refused(
-    http: TestClient[Any, Any], authorization: str | None, message: str,
+    http: TestClient[Any, Any], authorization: str | None, status: int, body: dict[str, str],
 ) -> None:
     headers = dict(KEY)
     if authorization:
         headers["Authorization"] = authorization
     resp = await http.get("/benti/ticketing/v1/users", headers=headers)
-    assert resp.status == 401
-    assert message in (await resp.json())["Message"]
+    assert resp.status == status
+    assert await resp.json() == body
 
 
 async def test_expired_tokens_are_refused_and_cannot_be_refreshed(
@@ -106,9 +110,20 @@ async def test_expired_tokens_are_refused_and_cannot_be_refreshed(
     headers, _ = await login(http)
     sim.expire_tokens()
     resp = await http.get("/benti/ticketing/v1/users", headers=headers)
-    assert resp.status == 401
-    assert "expired" in (await resp.json())["Message"]
-    assert (await http.post("/benti/v1/refreshToken", headers=headers)).status == 401
+    assert resp.status == 403
+    assert await resp.json() == EXPLICIT_DENY
+    refresh = await http.post("/benti/v1/refreshToken", headers=headers)
+    assert (refresh.status, await refresh.json()) == (403, EXPLICIT_DENY)
+
+
+async def test_revoked_tokens_are_refused_with_an_explicit_deny(
+    http: TestClient[Any, Any], sim: BentiSimulator,
+) -> None:
+    headers, _ = await login(http)
+    sim.tokens.clear()
+    resp = await http.post("/benti/ticketing/v1/tickets", headers=headers,
+                           json={"message": "hi", "creator": "x"})
+    assert (resp.status, await resp.json()) == (403, EXPLICIT_DENY)
 
 
 async def test_refresh_gives_a_new_token_without_apis(http: TestClient[Any, Any]) -> None:
@@ -145,6 +160,20 @@ async def test_users_are_found_by_address(http: TestClient[Any, Any]) -> None:
     bad = await http.post("/benti/ticketing/v1/users", headers=headers, json={"name": "X"})
     assert bad.status == 400
     assert (await bad.json())["error"]["code"] == 400
+
+
+async def test_a_second_user_with_the_same_address_is_refused(
+    http: TestClient[Any, Any], sim: BentiSimulator,
+) -> None:
+    headers, _ = await login(http)
+    first = await http.post("/benti/ticketing/v1/users", headers=headers,
+                            json={"name": "Ada", "address": "ada@example.com"})
+    again = await http.post("/benti/ticketing/v1/users", headers=headers,
+                            json={"name": "Ada L.", "address": "ADA@example.com"})
+    assert first.status == 201
+    assert again.status == 422
+    assert (await again.json())["error"]["code"] == 422
+    assert [u["name"] for u in sim.state()["users"]] == ["Ada"]
 
 
 async def test_media_is_stored_with_decoded_size_and_preview(
@@ -211,15 +240,19 @@ async def test_replies_carry_rate_limit_headers_and_throttling_answers_429(
 ) -> None:
     headers, _ = await login(http)
     first = await http.get("/benti/ticketing/v1/users", headers=headers)
-    for name in ("x-quota-usage", "x-quota-reset", "x-throttle-usage", "x-throttle-reset"):
-        assert name in first.headers
+    now = time.time()
+    # resets are timestamps (Unix seconds), as Inbenta documents them
+    assert now <= float(first.headers["x-throttle-reset"]) <= now + 2
+    assert now < float(first.headers["x-quota-reset"]) <= now + 86400
+    assert float(first.headers["x-quota-usage"]) < 100
     sim.throttle_per_second = 1
     sim.window_start = 0.0  # start a new one-second window
     assert (await http.get("/benti/ticketing/v1/users", headers=headers)).status == 200
     limited = await http.get("/benti/ticketing/v1/users", headers=headers)
     assert limited.status == 429
-    assert limited.headers["Retry-After"] == "1"
+    assert "Retry-After" not in limited.headers  # Inbenta documents none
     assert float(limited.headers["x-throttle-usage"]) > 100
+    assert time.time() <= float(limited.headers["x-throttle-reset"]) <= time.time() + 2
     assert (await limited.json())["error"]["code"] == 429
 
 
@@ -229,11 +262,11 @@ async def test_injected_faults_use_benti_error_shapes(
     headers, _ = await login(http)
     sim.inject(Fault(status=429, path="/v1/users"), Fault(status=403, path="/v1/users"))
     busy = await http.get("/benti/ticketing/v1/users", headers=headers)
-    assert busy.status == 429 and busy.headers["Retry-After"] == "0"
-    assert "x-quota-usage" in busy.headers
+    assert busy.status == 429 and "Retry-After" not in busy.headers
+    assert float(busy.headers["x-throttle-usage"]) > 100 and "x-throttle-reset" in busy.headers
     assert (await busy.json())["error"]["code"] == 429
     forbidden = await http.get("/benti/ticketing/v1/users", headers=headers)
-    assert forbidden.status == 403 and "Message" in await forbidden.json()
+    assert (forbidden.status, await forbidden.json()) == (403, EXPLICIT_DENY)
 
 
 async def test_reset_forgets_everything(
@@ -244,4 +277,4 @@ async def test_reset_forgets_everything(
                     json={"name": "Ada", "address": "ada@example.com"})
     await http.post("/benti/_sandbox/reset")
     assert sim.state()["users"] == [] and sim.calls == {}
-    assert (await http.get("/benti/ticketing/v1/users", headers=headers)).status == 401
+    assert (await http.get("/benti/ticketing/v1/users", headers=headers)).status == 403

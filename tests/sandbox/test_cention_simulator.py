@@ -15,7 +15,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from rasa_service_desk.clients.cention.settings import SANDBOX_ERRAND_TOKEN, SANDBOX_LIBRARY_TOKEN
-from rasa_service_desk.sandbox.cention import JSONAPI, CentionSimulator
+from rasa_service_desk.sandbox.cention import (
+    JSONAPI,
+    SANDBOX_CONTACT_TOKEN,
+    SANDBOX_REPORT_TOKEN,
+    CentionSimulator,
+)
 
 
 @dataclass
@@ -205,3 +210,147 @@ async def test_answer_without_a_callback_url_is_refused(cention: Running) -> Non
     async with cention.session.post(f"{cention.url}/cention/_sandbox/answer",
                                     json={"errand_id": "1", "body": "x"}) as resp:
         assert resp.status == 400
+
+
+# -- errand report, closing, dirty list, contact cards ------------------------------------
+async def post(cention: Running, path: str, body: Any,
+               token: str = SANDBOX_ERRAND_TOKEN) -> tuple[int, Any]:
+    async with cention.session.post(cention.api(path), data=json.dumps(body), headers={
+            "Authorization": f"Bearer {token}", "Content-Type": JSONAPI}) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def control(cention: Running, path: str, body: Any) -> Any:
+    async with cention.session.post(f"{cention.url}/cention/_sandbox/{path}", json=body) as resp:
+        return await resp.json()
+
+
+def end_body(errand_id: Any, **answer: Any) -> dict[str, Any]:
+    return {"data": {"type": "c3_end_errands", "attributes": {"errand_id": errand_id, "answer": {
+        "user_type": "cention", "user_id": "1", "subject": "Answer subject", "body": "",
+        "html_body": "", **answer}}}}
+
+
+async def test_errand_report_follows_the_errand_like_the_documented_sample(
+    cention: Running,
+) -> None:
+    _, created = await cention.new_errand(errand_body())
+    errand_id = created["data"]["id"]
+    status, report = await cention.get(f"c3_errand_reports/{errand_id}",
+                                       token=SANDBOX_REPORT_TOKEN)
+    assert status == 200
+    data = report["data"]
+    assert (data["type"], data["id"]) == ("c3_errand_reports", errand_id)
+    attributes = data["attributes"]
+    assert set(attributes) == {"actions", "basic", "c3_id", "changed", "extended", "sla"}
+    basic = attributes["basic"]
+    assert basic["acquired"] is False and attributes["actions"] == []
+    assert {"id", "displayId", "status", "agent", "subject", "closed", "answered", "deleted",
+            "date", "answeredDate", "fromAddress"} <= set(basic["data"])
+    assert basic["data"]["status"].startswith("<img")  # an icon, as in the sample
+
+    await control(cention, "open", {"errand_id": errand_id, "agent": "Grace Agent"})
+    _, opened = await cention.get(f"c3_errand_reports/{errand_id}", token=SANDBOX_REPORT_TOKEN,
+                                  **{"fields[c3_errand_reports]": "basic,actions"})
+    assert set(opened["data"]["attributes"]) == {"basic", "actions"}  # sparse fieldset
+    assert opened["data"]["attributes"]["basic"]["acquired"] is True
+    assert opened["data"]["attributes"]["basic"]["data"]["agent"] == "Grace Agent"
+    [action] = opened["data"]["attributes"]["actions"]
+    assert action["note"].startswith(f"Errand {errand_id} was opened by agent Grace Agent at ")
+    assert isinstance(action["timeStamp"], int) and action["origin"] == "Grace Agent"
+
+    assert (await cention.get("c3_errand_reports/999", token=SANDBOX_REPORT_TOKEN))[0] == 404
+    assert (await cention.get("c3_errand_reports/abc", token=SANDBOX_REPORT_TOKEN))[0] == 404
+    assert (await cention.get(f"c3_errand_reports/{errand_id}"))[0] == 403  # library token
+
+
+async def test_reading_a_report_clears_the_dirty_flag_and_posting_sets_it(
+    cention: Running,
+) -> None:
+    _, created = await cention.new_errand(errand_body())
+    errand_id = int(created["data"]["id"])
+    _, dirty = await cention.get("c3_dirty_errand_list", token=SANDBOX_REPORT_TOKEN)
+    assert dirty["data"]["attributes"]["errands"] == [errand_id]
+    _, first = await cention.get(f"c3_errand_reports/{errand_id}", token=SANDBOX_REPORT_TOKEN)
+    _, again = await cention.get(f"c3_errand_reports/{errand_id}", token=SANDBOX_REPORT_TOKEN)
+    assert (first["data"]["attributes"]["changed"], again["data"]["attributes"]["changed"]) == (
+        True, False)
+    _, dirty = await cention.get("c3_dirty_errand_list", token=SANDBOX_REPORT_TOKEN)
+    assert dirty["data"]["attributes"]["errands"] == []
+    status, _ = await post(cention, "c3_dirty_errand_list", {"data": {
+        "type": "c3_dirty_errand_list", "attributes": {"errands": [errand_id]}}},
+        token=SANDBOX_REPORT_TOKEN)
+    assert status == 200
+    _, dirty = await cention.get("c3_dirty_errand_list", token=SANDBOX_REPORT_TOKEN)
+    assert dirty["data"]["attributes"]["errands"] == [errand_id]
+
+
+async def test_end_errand_closes_it_once(cention: Running) -> None:
+    _, created = await cention.new_errand(errand_body())
+    errand_id = int(created["data"]["id"])
+    assert (await post(cention, "c3_end_errands", end_body(errand_id),
+                       token=SANDBOX_LIBRARY_TOKEN))[0] == 403
+    assert (await post(cention, "c3_end_errands", end_body(errand_id, user_type="bot")))[0] == 400
+    assert (await post(cention, "c3_end_errands", end_body(errand_id, user_id="")))[0] == 400
+    assert (await post(cention, "c3_end_errands", end_body("x1")))[0] == 400
+    assert (await post(cention, "c3_end_errands", end_body(4321)))[0] == 404
+    status, body = await post(cention, "c3_end_errands", end_body(errand_id))
+    assert status == 200 and body == {"data": {"type": "c3_end_errands", "id": str(errand_id)}}
+    assert (await post(cention, "c3_end_errands", end_body(errand_id)))[0] == 409
+    _, report = await cention.get(f"c3_errand_reports/{errand_id}", token=SANDBOX_ERRAND_TOKEN)
+    data = report["data"]["attributes"]["basic"]["data"]
+    assert (data["closed"], data["answered"]) == (True, False)  # closed without a body
+    assert "closed by Service Bot" in report["data"]["attributes"]["actions"][-1]["note"]
+
+
+async def test_errand_created_closed_with_an_answer_and_a_cuid(cention: Running) -> None:
+    body = errand_body("msg-closed")
+    body["data"]["attributes"]["cuid"] = "5462-13-6485"
+    body["data"]["attributes"]["answer"] = {"user_type": "cention", "user_id": "1",
+                                            "subject": "Re", "body": "Solved by the bot"}
+    status, created = await cention.new_errand(body)
+    assert status == 201
+    _, report = await cention.get(f"c3_errand_reports/{created['data']['id']}",
+                                  token=SANDBOX_ERRAND_TOKEN)
+    data = report["data"]["attributes"]["basic"]["data"]
+    assert (data["closed"], data["answered"]) == (True, True)
+    assert cention.sim.errands[created["data"]["id"]]["cuid"] == "5462-13-6485"
+    body["data"]["attributes"]["answer"] = {"user_type": "cention"}
+    body["data"]["attributes"]["msg"]["message_id"] = "msg-closed-2"
+    assert (await cention.new_errand(body))[0] == 400
+
+
+async def test_agent_answer_closes_the_errand(cention: Running) -> None:
+    _, created = await cention.new_errand(errand_body())
+    errand_id = created["data"]["id"]
+    await control(cention, "answer", {"errand_id": errand_id, "body": "Done",
+                                      "callback_url": cention.receiver_url})
+    _, report = await cention.get(f"c3_errand_reports/{errand_id}", token=SANDBOX_ERRAND_TOKEN)
+    attributes = report["data"]["attributes"]
+    assert attributes["basic"]["data"]["answered"] is True
+    assert "answered and closed by agent" in attributes["actions"][-1]["note"]
+    assert attributes["extended"]["answer_body"] == "Done"
+
+
+async def test_contact_cards_append_instead_of_duplicating(cention: Running) -> None:
+    def card(**contacts: Any) -> dict[str, Any]:
+        return {"data": {"type": "c3_contact_cards", "attributes": {"contacts": contacts}}}
+
+    status, created = await post(cention, "c3_contact_cards", card(
+        email=["tester.c3@cention.se", "tester.c3.2@cention.se"],
+        facebook=["12345@facebook.com"], name="Tester Cention"), token=SANDBOX_CONTACT_TOKEN)
+    assert status == 201
+    assert created["data"]["id"] == "13" and created["data"]["attributes"]["c3_id"] == 13
+    status, updated = await post(cention, "c3_contact_cards", card(
+        email=["tester.c3@cention.se"], voice=["+46701234567"]), token=SANDBOX_CONTACT_TOKEN)
+    assert status == 200 and updated["data"]["id"] == "13"
+    assert updated["data"]["attributes"]["contacts"] == {
+        "name": "Tester Cention", "email": ["tester.c3@cention.se", "tester.c3.2@cention.se"],
+        "facebook": ["12345@facebook.com"], "voice": ["+46701234567"]}
+    status, other = await post(cention, "c3_contact_cards", card(email=["x@example.com"]))
+    assert status == 201 and other["data"]["id"] == "14"  # the errand token has the claim too
+    assert (await post(cention, "c3_contact_cards", card(voice=["0701234567"])))[0] == 400
+    assert (await post(cention, "c3_contact_cards", card(fax=["1"])))[0] == 400
+    assert (await post(cention, "c3_contact_cards", card(name="Nobody")))[0] == 400
+    assert (await post(cention, "c3_contact_cards", card(email=["a@b.c"]),
+                       token=SANDBOX_LIBRARY_TOKEN))[0] == 403

@@ -97,7 +97,21 @@ async def test_surveys_list_by_shortcode_and_by_location(api: TestClient) -> Non
         assert [s["id"] for s in body["surveys"]] == [RESTAURANT["id"]]
     _, body = await get(api, "/surveys", location="1200")
     assert [s["id"] for s in body["surveys"]] == [LOBBY["id"]]
-    assert (await get(api, "/surveys", location="4242"))[0] == 404
+    assert await get(api, "/surveys", location="4242") == (404, {"error": "location not found"})
+
+
+async def test_a_location_without_a_survey_answers_404(
+    api: TestClient, simulator: LoopSimulator
+) -> None:
+    resp = await api.post("/_sandbox/settings", json={"location_surveys": {"1200": None}})
+    assert resp.status == 200
+    assert await get(api, "/surveys", location="1200") == (404, {"error": "survey not found"})
+    await api.post("/_sandbox/settings", json={"location_surveys": {"1200": "restaurant"}})
+    _, body = await get(api, "/surveys", location="1200")
+    assert [s["id"] for s in body["surveys"]] == [RESTAURANT["id"]]
+    simulator.reset()
+    _, body = await get(api, "/surveys", location="1200")
+    assert [s["id"] for s in body["surveys"]] == [LOBBY["id"]]
 
 
 async def test_a_positive_response_is_stored_without_a_loop(
@@ -191,3 +205,79 @@ async def test_injected_faults_use_the_error_shape_and_calls_are_counted(
     assert simulator.calls["POST /api/v1/responses"] == 2
     simulator.reset()
     assert simulator.state()["responses"] == [] and not simulator.calls
+
+
+# -- users, invite URLs, and the controls of the follow-up features --------------------------
+async def test_users_are_looked_up_by_email_sms_or_username_with_the_documented_slash(
+    api: TestClient,
+) -> None:
+    await post(api, "/loops", loop_body(user={"name": "Jason", "email": "jason@example.com"}))
+    status, body = await get(api, "/users/", email="jason@example.com")
+    assert status == 200
+    [guest] = body["users"]
+    assert (guest["name"], guest["email"], guest["sms"]) == ("Jason", "jason@example.com", "")
+    assert set(guest) == {"username", "name", "id", "permissions", "locations", "sms", "email"}
+    # The documentation's two employees share a mobile number: both are returned.
+    _, body = await get(api, "/users/", sms="5556135555")
+    assert [u["username"] for u in body["users"]] == ["benria", "benria2"]
+    _, body = await get(api, "/users", username="benria")  # also without the slash
+    assert [u["email"] for u in body["users"]] == ["admin@benbria.com"]
+    assert await get(api, "/users/", email="nobody@example.com") == (200, {"users": []})
+    status, body = await get(api, "/users/")
+    assert status == 400 and "email" in body["error"]
+
+
+async def test_a_generic_invite_url_creates_no_guest(
+    api: TestClient, simulator: LoopSimulator
+) -> None:
+    status, body = await post(api, "/invite/url", {"locationId": LOCATION_1300})
+    assert status == 200 and set(body) == {"url"}
+    assert body["url"].endswith("/loop/create/1300")
+    assert simulator.state()["users"] == []
+    assert simulator.state()["invites"][0]["locationId"] == LOCATION_1300
+
+
+async def test_a_personal_invite_url_reuses_the_guest_and_overwrites_custom_fields(
+    api: TestClient, simulator: LoopSimulator
+) -> None:
+    await post(api, "/loops", loop_body(user={"email": "jason@example.com"}))
+    [guest] = simulator.state()["users"]
+    status, body = await post(api, "/invite/url", {
+        "locationId": LOCATION_1300, "name": "John Smith", "email": "jason@example.com",
+        "customFields": [{ROOM_FIELD: "12"}]})
+    assert status == 200 and body["guestId"] == guest["id"]
+    assert body["url"].endswith(f"/loop/create/1300?_uid={guest['id']}")
+    [guest] = simulator.state()["users"]
+    assert (guest["name"], guest["customFields"]) == ("John Smith", [{ROOM_FIELD: "12"}])
+    status, body = await post(api, "/invite/url", {"locationId": LOCATION_1300,
+                                                   "sms": "+16135550000"})
+    assert status == 200 and len(simulator.state()["users"]) == 2
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"locationId": "1300"}, "location"),
+    ({"locationId": LOCATION_1300, "email": 5}, "strings"),
+    ({"locationId": LOCATION_1300, "email": "a@example.com", "customFields": [{"x": "1"}]},
+     "custom field"),
+])
+async def test_invalid_invite_requests_are_refused(
+    api: TestClient, simulator: LoopSimulator, body: dict[str, Any], message: str
+) -> None:
+    status, reply = await post(api, "/invite/url", body)
+    assert status == 400 and message in reply["error"]
+    assert simulator.state()["users"] == [] and simulator.state()["invites"] == []
+
+
+async def test_controls_change_a_loop_state_and_the_locations(
+    api: TestClient, simulator: LoopSimulator
+) -> None:
+    _, created = await post(api, "/loops", loop_body())
+    resp = await api.post("/_sandbox/settings", json={
+        "loop_states": {created["id"]: "closed"}, "locations": ["1300"]})
+    assert resp.status == 200
+    assert simulator.state()["loops"][0]["state"] == "closed"
+    _, body = await get(api, "/locations")
+    assert [loc["shortcode"] for loc in body["locations"]] == ["1300"]
+    simulator.reset()
+    _, body = await get(api, "/locations")
+    assert len(body["locations"]) == 2

@@ -6,22 +6,34 @@ or a mobile number in one answer, or "skip" to stay anonymous). `action_loop_cre
 then opens the loop at the configured location with the configured loop type, the optional
 `loop_title`, the customer's name/email/phone as far as known, and custom fields taken from
 the slots named in `LOOP_CUSTOM_FIELDS` (slot -> custom field shortcode).
+
+With `LOOP_LET_CUSTOMER_CHOOSE_LOCATION` on, the form first asks `loop_location` (see
+`location`) and the loop is opened there. Each loop created is recorded in
+`loop_created_loops` (its id and the contact it was created with), so that
+`action_loop_status` can show this conversation's loops and no one else's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
+from rasa_service_desk.actions.forms import TextSlotForm
+from rasa_service_desk.actions.loop.location import (
+    LOCATION_SLOT,
+    LocationChoice,
+    chosen_location,
+)
 from rasa_service_desk.actions.loop.survey import is_skip, settings
 from rasa_service_desk.actions.runtime import client, enable
 from rasa_service_desk.actions.validation import (
     ContactSlotExtraction,
     clean_email,
+    clean_line,
     clean_name,
     clean_phone,
     clean_text,
@@ -40,8 +52,11 @@ SKIPPED_SLOT = "loop_contact_skipped"
 EMAIL_SLOT = "customer_email"
 PHONE_SLOT = "customer_phone"
 NAME_SLOT = "customer_name"
+CREATED_SLOT = "loop_created_loops"
 MIN_DESCRIPTION = 3
 MAX_TITLE = 200
+#: How many created loops a conversation remembers (the most recent ones).
+MAX_RECORDED_LOOPS = 20
 
 
 def custom_field_values(tracker: Tracker, mapping: dict[str, str]) -> dict[str, str]:
@@ -53,6 +68,20 @@ def custom_field_values(tracker: Tracker, mapping: dict[str, str]) -> dict[str, 
             continue
         values[shortcode] = value.strip() if isinstance(value, str) else str(value)
     return values
+
+
+def recorded_loops(tracker: Tracker) -> list[dict[str, str]]:
+    """The loops this conversation created, oldest first: `{"id", "email"?, "sms"?}`.
+    Anything else in the slot is ignored."""
+    value = tracker.get_slot(CREATED_SLOT)
+    if not isinstance(value, list):
+        return []
+    records = []
+    for item in value:
+        if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+            records.append({key: item[key] for key in ("id", "email", "sms")
+                            if isinstance(item.get(key), str) and item[key]})
+    return records
 
 
 class ActionLoopCreateLoop(IntegrationAction):
@@ -79,21 +108,29 @@ class ActionLoopCreateLoop(IntegrationAction):
         )
         created = await client("loop", LoopClient).create_loop(
             description,
-            title=clean_text(tracker.get_slot(TITLE_SLOT), MAX_TITLE),
+            title=clean_line(tracker.get_slot(TITLE_SLOT), MAX_TITLE),
             user=user,
             custom_fields=custom_field_values(tracker, config.custom_fields),
+            location=await chosen_location(tracker),
         )
         dispatcher.utter_message(response="utter_loop_created")
+        record = {"id": created.id, **{key: value for key, value in
+                                       (("email", user.email), ("sms", user.sms)) if value}}
+        recorded = [*recorded_loops(tracker), record][-MAX_RECORDED_LOOPS:]
         return [
             SlotSet("loop_loop_id", created.id),
             SlotSet("loop_loop_url", created.url),
+            SlotSet(CREATED_SLOT, recorded),
             SlotSet(DESCRIPTION_SLOT, None),
             SlotSet(TITLE_SLOT, None),
         ]
 
 
-class ValidateLoopFeedbackForm(ContactSlotExtraction, FormValidationAction):
-    """Description first; then one contact (email or mobile) unless known or declined."""
+class ValidateLoopFeedbackForm(LocationChoice, ContactSlotExtraction, TextSlotForm):
+    """The location when the customer chooses it; the description; then one contact (email
+    or mobile) unless known or declined."""
+
+    text_slots = (LOCATION_SLOT, DESCRIPTION_SLOT)
 
     def name(self) -> str:
         return "validate_loop_feedback_form"
@@ -114,9 +151,10 @@ class ValidateLoopFeedbackForm(ContactSlotExtraction, FormValidationAction):
         just_answered = EMAIL_SLOT in tracker.slots_to_validate()
         known = (email is not None and clean_email(email) == email and not just_answered) or (
             clean_phone(tracker.get_slot(PHONE_SLOT)) is not None)
+        slots = await self.location_slots(domain_slots, tracker)
         if known or tracker.get_slot(SKIPPED_SLOT):
-            return [slot for slot in domain_slots if slot != EMAIL_SLOT]
-        return domain_slots
+            return [slot for slot in slots if slot != EMAIL_SLOT]
+        return slots
 
     async def validate_loop_description(
         self,

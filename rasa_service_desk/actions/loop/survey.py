@@ -18,6 +18,12 @@ Loop changes the bot without a deploy. `loop_survey_form` has one requested slot
 - `action_loop_submit_survey` sends one response with the typed answers, thanks the customer
   and, when Loop opened a loop from it, says a team member will follow up.
 
+With `LOOP_LET_CUSTOMER_CHOOSE_LOCATION` on, the form first asks `loop_location` (see
+`location`), and the survey is that location's. When `loop_survey_reference` holds what the
+survey is about (the reference bot puts "Cention errand <id>" there when it offers the survey
+after a support agent's answer), the response records it in its free text (see
+`LoopClient.with_reference`) and the slot is cleared once the response is stored.
+
 Questions of types other than `bool` and `text` cannot be answered in a chat and are left out.
 """
 
@@ -28,7 +34,7 @@ import random
 import re
 from typing import Any
 
-from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -38,13 +44,19 @@ from rasa_service_desk.actions.base import (
     EventList,
     IntegrationAction,
 )
-from rasa_service_desk.actions.runtime import client, enable, integration
-from rasa_service_desk.actions.validation import clean_text
+from rasa_service_desk.actions.forms import TextSlotForm
+from rasa_service_desk.actions.loop.common import settings
+from rasa_service_desk.actions.loop.location import (
+    LOCATION_SLOT,
+    LocationChoice,
+    chosen_location,
+)
+from rasa_service_desk.actions.runtime import client, enable
+from rasa_service_desk.actions.validation import clean_line, clean_text
 from rasa_service_desk.clients.compat import dump_model, parse_model
 from rasa_service_desk.clients.errors import MalformedReply, RejectedInput
 from rasa_service_desk.clients.loop.client import LoopClient
 from rasa_service_desk.clients.loop.models import BOOL, TEXT, Question, Survey, localized
-from rasa_service_desk.clients.loop.settings import LoopSettings
 
 #: Importing this module enables Loop: its settings are read and checked now.
 enable("loop")
@@ -56,6 +68,8 @@ ANSWER_SLOT = "loop_answer"
 ANSWERS_SLOT = "loop_answers"
 ORDER_SLOT = "loop_question_order"
 SURVEY_SLOT = "loop_survey"
+REFERENCE_SLOT = "loop_survey_reference"
+MAX_REFERENCE = 200
 LANGUAGE_SLOT = "language"
 REQUESTED_SLOT = "requested_slot"
 SUPPORTED_TYPES = (BOOL, TEXT)
@@ -97,10 +111,6 @@ def parse_bool(text: Any) -> bool | None:
 def is_skip(text: Any) -> bool:
     """Whether the customer declines to answer a free-text question."""
     return _normalise(text) in SKIP
-
-
-def settings() -> LoopSettings:
-    return integration("loop").settings  # type: ignore[no-any-return,unused-ignore]
 
 
 def stored_survey(tracker: Tracker) -> Survey | None:
@@ -155,6 +165,9 @@ class ActionAskLoopAnswer(IntegrationAction):
     restarts `loop_survey_form`, which carries on from the first unanswered question.
     """
 
+    #: A failure records the survey form as pending, so "try again" restarts it.
+    retry_targets = (FORM,)
+
     def name(self) -> str:
         return "action_ask_loop_answer"
 
@@ -177,7 +190,7 @@ class ActionAskLoopAnswer(IntegrationAction):
         events: EventList = []
         survey = stored_survey(tracker)
         if survey is None:
-            survey = await client("loop", LoopClient).survey()
+            survey = await client("loop", LoopClient).survey(await chosen_location(tracker))
             events.append(SlotSet(SURVEY_SLOT, dump_model(survey)))
         stored_order = tracker.get_slot(ORDER_SLOT)
         order = question_order(survey, stored_order)
@@ -203,8 +216,11 @@ class ActionAskLoopAnswer(IntegrationAction):
         return events
 
 
-class ValidateLoopSurveyForm(FormValidationAction):
-    """Check each answer against the question it answers; end the form when all are in."""
+class ValidateLoopSurveyForm(LocationChoice, TextSlotForm):
+    """The location when the customer chooses it; then each answer, checked against the
+    question it answers; the form ends when all are in."""
+
+    text_slots = (LOCATION_SLOT, ANSWER_SLOT)
 
     def name(self) -> str:
         return "validate_loop_survey_form"
@@ -221,7 +237,7 @@ class ValidateLoopSurveyForm(FormValidationAction):
             order = question_order(survey, tracker.get_slot(ORDER_SLOT))
             if current_question(survey, order, answers_of(tracker)) is None:
                 return []
-        return domain_slots
+        return await self.location_slots(domain_slots, tracker)
 
     async def validate_loop_answer(
         self,
@@ -286,7 +302,11 @@ class ActionLoopSubmitSurvey(IntegrationAction):
         if not values:
             dispatcher.utter_message(response="utter_loop_survey_thanks")
             return done
-        receipt = await client("loop", LoopClient).submit_response(survey, values)
+        reference = clean_line(tracker.get_slot(REFERENCE_SLOT), MAX_REFERENCE)
+        receipt = await client("loop", LoopClient).submit_response(
+            survey, values, location=await chosen_location(tracker), reference=reference)
+        if reference:
+            done.append(SlotSet(REFERENCE_SLOT, None))
         dispatcher.utter_message(response="utter_loop_survey_thanks")
         if receipt.loopId:
             dispatcher.utter_message(response="utter_loop_follow_up")

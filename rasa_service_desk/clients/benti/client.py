@@ -2,7 +2,9 @@
 
 `create_ticket()` does what an agent needs in one call: it finds (or registers) the customer
 as a Benti user, uploads the attachments, and opens the ticket referencing both. The user
-lookup and the uploads do not depend on each other, so they run concurrently.
+lookup and the uploads do not depend on each other, so they run concurrently; when one of
+them fails the others are cancelled (the ticket has failed, nothing should keep calling
+Benti after the customer was answered).
 """
 
 from __future__ import annotations
@@ -10,13 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import re
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
-from urllib.parse import urlsplit
-
-import aiohttp
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from rasa_service_desk.clients.benti.auth import VENDOR, TokenKeeper
 from rasa_service_desk.clients.benti.models import (
@@ -30,19 +28,25 @@ from rasa_service_desk.clients.benti.models import (
 )
 from rasa_service_desk.clients.benti.settings import BentiSettings
 from rasa_service_desk.clients.compat import parse_model
-from rasa_service_desk.clients.errors import (
-    AuthenticationError,
-    MalformedReply,
-    RejectedInput,
-    VendorUnavailable,
-)
-from rasa_service_desk.clients.http import HttpClient, HttpResponse, RetryPolicy, shared_session
+from rasa_service_desk.clients.errors import AuthenticationError, MalformedReply, RejectedInput
+from rasa_service_desk.clients.http import HttpClient, HttpResponse, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-#: What a 401/403 says when a fresh token would fix it (as opposed to a wrong API key).
-_TOKEN_REFUSED = re.compile(r"expired|token", re.IGNORECASE)
-_DOWNLOAD_CHUNK = 64 * 1024
+T = TypeVar("T")
+
+
+async def gather_or_cancel(*steps: Awaitable[T]) -> list[T]:
+    """`asyncio.gather`, but the first failure cancels the other steps (and waits for them to
+    stop) before it is raised, like a `TaskGroup` on Python 3.10."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def error_message(body: Any) -> str:
@@ -61,11 +65,6 @@ def error_message(body: Any) -> str:
         if isinstance(body.get(key), str):
             return str(body[key])
     return ""
-
-
-def token_refused(exc: AuthenticationError) -> bool:
-    """Did Benti refuse the token itself (expired/invalid), so re-authenticating helps?"""
-    return bool(_TOKEN_REFUSED.search(exc.vendor_message))
 
 
 class BentiClient:
@@ -87,7 +86,7 @@ class BentiClient:
         """Open a ticket for the customer with its attachments; return its id and reference."""
         for attachment in ticket.attachments:
             self.check_attachment(attachment)
-        creator, *media = await asyncio.gather(
+        creator, *media = await gather_or_cancel(
             self.find_or_create_user(ticket.customer_name, ticket.customer_email),
             *(self.upload(attachment) for attachment in ticket.attachments),
         )
@@ -131,9 +130,24 @@ class BentiClient:
         return user_id
 
     async def find_or_create_user(self, name: str, address: str) -> Identifier:
-        """Reuse the customer's Benti user so agents see all their tickets together."""
+        """Reuse the customer's Benti user so agents see all their tickets together.
+
+        Two first tickets of one customer (two tabs, two action servers) may both find no
+        user and both create it; Benti refuses the second creation. A refused creation is
+        therefore followed by a second lookup, and only when that finds nothing either is
+        the refusal the answer.
+        """
         existing = await self.find_user(address)
-        return existing if existing is not None else await self.create_user(name, address)
+        if existing is not None:
+            return existing
+        try:
+            return await self.create_user(name, address)
+        except RejectedInput:
+            existing = await self.find_user(address)
+            if existing is None:
+                raise
+            logger.info("benti: user created meanwhile by another request, reusing it")
+            return existing
 
     # -- attachments -------------------------------------------------------------
     def check_attachment(self, attachment: Attachment) -> None:
@@ -164,42 +178,17 @@ class BentiClient:
             raise MalformedReply(VENDOR, "media reply carries no id")
         return media_id
 
-    async def fetch_file(self, url: str, max_bytes: int | None = None) -> bytes:
-        """Download a file the customer shared, refusing it once it exceeds `max_bytes`.
-
-        The body is read in chunks, so a huge file is abandoned early rather than held in
-        memory. Only http(s) URLs are fetched.
-        """
-        limit = max_bytes or self.settings.max_attachment_bytes
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise RejectedInput(VENDOR, "shared file URL is not http(s)")
-        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
-        too_big = RejectedInput(VENDOR, f"shared file exceeds {limit} bytes")
-        try:
-            async with shared_session().get(url, timeout=timeout) as resp:
-                if resp.status >= 400:
-                    raise RejectedInput(VENDOR, f"shared file answered HTTP {resp.status}",
-                                        status=resp.status)
-                if resp.content_length is not None and resp.content_length > limit:
-                    raise too_big
-                data = bytearray()
-                async for chunk in resp.content.iter_chunked(_DOWNLOAD_CHUNK):
-                    data.extend(chunk)
-                    if len(data) > limit:
-                        raise too_big
-                return bytes(data)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise VendorUnavailable(
-                VENDOR, f"shared file download failed: {type(exc).__name__}") from None
-
     # -- transport ---------------------------------------------------------------
     async def _call(self, method: str, path: str, json_body: Any = None, *,
                     params: Mapping[str, str] | None = None,
                     idempotent: bool | None = None) -> HttpResponse:
-        """A ticketing call with the current token, retried once if Benti refuses the token.
+        """A ticketing call with the current token; on 401/403 the token is dropped, a new
+        one obtained by authenticating again, and the call repeated once.
 
-        A refused token means the gateway rejected the request before it reached the API,
-        so repeating even a ticket creation cannot duplicate it.
+        Benti's gateway words an expired or revoked token like any other refusal (403 "User
+        is not authorized to access this resource with an explicit deny", or 401
+        "Unauthorized"), so every 401/403 gets one renewal. The gateway refused the request
+        before it reached the API, so repeating even a ticket creation cannot duplicate it.
         """
         session = await self._tokens.session()
         try:
@@ -207,12 +196,16 @@ class BentiClient:
                 method, session.ticketing_url + path, json_body=json_body, params=params,
                 headers=self._tokens.headers(session), idempotent=idempotent)
         except AuthenticationError as exc:
-            if not token_refused(exc):
-                raise
-            logger.info("benti: token refused (HTTP %s), renewing it and retrying once",
+            logger.info("benti: token refused (HTTP %s), authenticating again and retrying once",
                         exc.status)
             self._tokens.invalidate(session)
         session = await self._tokens.session()
-        return await self._http.request(
-            method, session.ticketing_url + path, json_body=json_body, params=params,
-            headers=self._tokens.headers(session), idempotent=idempotent)
+        try:
+            return await self._http.request(
+                method, session.ticketing_url + path, json_body=json_body, params=params,
+                headers=self._tokens.headers(session), idempotent=idempotent)
+        except AuthenticationError as exc:
+            raise AuthenticationError(
+                VENDOR, f"ticketing API refused a new token (HTTP {exc.status}); check that "
+                "BENTI_API_KEY has access to the ticketing API",
+                status=exc.status, vendor_message=exc.vendor_message) from None

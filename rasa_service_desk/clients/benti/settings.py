@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 
 from rasa_service_desk.clients.compat import copy_model
-from rasa_service_desk.clients.settings import IntegrationSettings
+from rasa_service_desk.clients.settings import IntegrationSettings, url_validator
 
 #: Credentials the local simulator accepts (never valid against the real vendor).
 SANDBOX_API_KEY = "benti-sandbox-key"
@@ -39,6 +39,8 @@ class BentiSettings(IntegrationSettings):
     max_attachment_bytes: int = Field(default=7 * MIB, gt=0, le=7 * MIB)
     #: How many of the files a customer shared in the conversation go with a ticket.
     max_shared_files: int = Field(default=5, ge=0)
+
+    _check_auth_url = url_validator("auth_url")
 
     def for_sandbox(self, sandbox_url: str) -> BentiSettings:
         """A copy pointing at the local simulator, with its demo credentials."""

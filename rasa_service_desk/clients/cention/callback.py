@@ -109,9 +109,12 @@ class CallbackDocument(BaseModel):
 
 
 class AnswerResponse(BaseModel):
+    """The doc's field table types `body` and `html_body` as objects while its sample has
+    strings: both are accepted (see `text_of`)."""
+
     subject: str | None = None
-    body: str | None = None
-    html_body: str | None = None
+    body: Any = None
+    html_body: Any = None
 
 
 class Answer(BaseModel):
@@ -161,10 +164,31 @@ class AgentAnswer:
     attachments: tuple[AttachmentLink, ...] = ()
 
 
-def answer_text(body: str | None, html_body: str | None) -> str:
+#: Keys under which a body given as an object may carry its text (the doc names none).
+_TEXT_KEYS = ("text", "value", "content", "body", "html", "html_body", "plain")
+
+
+def text_of(value: Any) -> str:
+    """A body as text: a string as it is; an object's text under a likely key, else its only
+    string value; a list's strings joined. Anything else is no text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in _TEXT_KEYS:
+            if isinstance(value.get(key), str) and value[key].strip():
+                return str(value[key])
+        strings = [v for v in value.values() if isinstance(v, str) and v.strip()]
+        return strings[0] if len(strings) == 1 else ""
+    if isinstance(value, list):
+        return "\n".join(text_of(item) for item in value if text_of(item))
+    return ""
+
+
+def answer_text(body: Any, html_body: Any) -> str:
     """The answer as chat text: the HTML version (links kept) when there is one, else the
     plain body; without the quoted original message Cention appends."""
-    text = html_to_text(html_body) if html_body and html_body.strip() else (body or "")
+    html, plain = text_of(html_body), text_of(body)
+    text = html_to_text(html) if html.strip() else plain
     text = _QUOTED_ORIGINAL.sub("", text.replace("\r\n", "\n"))
     return _BLANK_LINES.sub("\n\n", text).strip()
 

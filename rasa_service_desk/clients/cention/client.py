@@ -9,24 +9,47 @@
   questions are all checked against that set, so an agents-only answer cannot leak even when
   Cention's search returns it.
 - Library reads are cached for `CENTION_CACHE_TTL_SECONDS`, per normalised query.
+- Errand follow-ups (`errand_report`, `end_errand`, `save_contact_card`) use the tokens of
+  their claims: "Access to errand data" (`report_token`) and "Access and create customer
+  contacts" (`contact_token`), each falling back to `CENTION_TOKEN`, then to the errand
+  token (one JWT may carry several claims).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import SecretStr
+
 from rasa_service_desk.clients.cention.cache import TtlCache
+from rasa_service_desk.clients.cention.errands import (
+    REPORT_FIELDS,
+    REPORT_TYPE,
+    ContactCard,
+    ErrandAnswer,
+    ErrandReport,
+    parse_report,
+)
 from rasa_service_desk.clients.cention.html import html_to_text
 from rasa_service_desk.clients.cention.models import Document, LibraryQuestion, Resource, error_text
 from rasa_service_desk.clients.cention.settings import CentionSettings
 from rasa_service_desk.clients.compat import parse_model
-from rasa_service_desk.clients.errors import ConfigurationError, MalformedReply, RejectedInput
+from rasa_service_desk.clients.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    IntegrationError,
+    MalformedReply,
+    RejectedInput,
+)
 from rasa_service_desk.clients.http import HttpClient, HttpResponse, RetryPolicy
+
+logger = logging.getLogger(__name__)
 
 VENDOR = "cention"
 JSONAPI_MEDIA_TYPE = "application/vnd.api+json"
@@ -39,7 +62,9 @@ _ID = re.compile(r"^[0-9]{1,18}$")
 _STOPWORDS = frozenset({
     "a", "an", "and", "are", "can", "could", "do", "does", "for", "from", "have", "how", "i",
     "in", "is", "it", "me", "my", "of", "on", "or", "our", "the", "to", "what", "when", "where",
-    "which", "who", "why", "will", "with", "you", "your",
+    "which", "who", "why", "will", "with", "you", "your", "am", "be", "been", "was", "were",
+    "get", "got", "need", "want", "please", "would", "should", "there", "this", "that", "at",
+    "by", "if", "we", "us", "any", "about", "just", "still",
 })
 
 
@@ -50,6 +75,27 @@ def normalise_query(phrase: str) -> str:
 
 def _significant(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.casefold()) if w not in _STOPWORDS}
+
+
+def search_queries(query: str, strategy: str, fallbacks: int) -> list[str]:
+    """The phrases to send for a normalised question, in order, until one finds something.
+
+    Cention does not document how `q_filter[phrase]` matches. A workspace that needs every
+    word, or the exact phrase, finds nothing for a whole sentence ("when will i get my
+    refund"), so the default `keywords` strategy sends the significant words first (stop
+    words dropped: "get refund") and then, one at a time, the longest of them ("refund"),
+    which finds what any matching mode would. `sentence` sends the question as typed.
+    """
+    if strategy == "sentence":
+        return [query]
+    words = [w for w in dict.fromkeys(_WORD.findall(query)) if w not in _STOPWORDS]
+    if not words:
+        return [query]
+    queries = [" ".join(words)]
+    for word in sorted(words, key=len, reverse=True)[:fallbacks]:
+        if len(words) > 1 and len(word) >= 3:
+            queries.append(word)
+    return queries
 
 
 def rank(query: str, questions: list[LibraryQuestion]) -> list[LibraryQuestion]:
@@ -69,7 +115,11 @@ def rank(query: str, questions: list[LibraryQuestion]) -> list[LibraryQuestion]:
 
 @dataclass(frozen=True)
 class NewErrand:
-    """What the bot hands to an agent. `message_id` must be the same when a request is retried."""
+    """What the bot hands to an agent. `message_id` must be the same when a request is retried.
+
+    `cuid` is stored on the customer's contact card (an id from another system); `answer`
+    creates the errand already closed, with that answer (it never reaches an agent's queue).
+    """
 
     message_id: str
     name: str
@@ -77,6 +127,8 @@ class NewErrand:
     subject: str
     body: str
     extradata: Mapping[str, Any] = field(default_factory=dict)
+    cuid: str = ""
+    answer: ErrandAnswer | None = None
 
 
 class CentionClient:
@@ -128,10 +180,15 @@ class CentionClient:
 
     async def _search(self, query: str) -> list[LibraryQuestion]:
         allowed = await self._allowed_questions()
-        document = await self._get(
-            QUESTION_TYPE, {"q_filter[phrase]": query, "q_filter[option]": "all"}
-        )
-        return rank(query, self._visible(document, allowed))
+        strategy = self.settings.search_strategy
+        for phrase in search_queries(query, strategy, self.settings.search_fallback_queries):
+            document = await self._get(
+                QUESTION_TYPE, {"q_filter[phrase]": phrase, "q_filter[option]": "all"}
+            )
+            found = self._visible(document, allowed)
+            if found:
+                return rank(query, found)
+        return []
 
     async def _popular(self) -> list[LibraryQuestion]:
         allowed = await self._allowed_questions()
@@ -186,34 +243,125 @@ class CentionClient:
     # -- errands -------------------------------------------------------------------
     async def create_errand(self, errand: NewErrand) -> str:
         """Create the errand and return its id (Cention's reference for it)."""
-        body = {
-            "data": {
-                "type": "c3_new_errands",
-                "attributes": {
-                    "msg": {
-                        "message_id": errand.message_id,
-                        "name": errand.name,
-                        "from": errand.email,
-                        "subject": errand.subject,
-                        "body": errand.body,
-                        "html_body": "",
-                        "attachments": [],
-                    },
-                    "extradata": {"message_id": errand.message_id, **errand.extradata},
-                },
-            }
+        attributes: dict[str, Any] = {
+            "msg": {
+                "message_id": errand.message_id,
+                "name": errand.name,
+                "from": errand.email,
+                "subject": errand.subject,
+                "body": errand.body,
+                "html_body": "",
+                "attachments": [],
+            },
+            "extradata": {"message_id": errand.message_id, **errand.extradata},
         }
-        reply = await self.http.request(
-            "POST",
-            self._url("c3_new_errands"),
-            data=json.dumps(body).encode(),
-            headers={**self._headers(self.settings.errand_jwt),
-                     "Content-Type": JSONAPI_MEDIA_TYPE},
-        )
+        if errand.cuid:
+            attributes["cuid"] = errand.cuid
+        if errand.answer is not None:
+            attributes["answer"] = errand.answer.as_json()
+        body = {"data": {"type": "c3_new_errands", "attributes": attributes}}
+        reply = await self._post("c3_new_errands", body, self.settings.errand_jwt)
         created = self._document(reply).resources()
         if len(created) != 1 or created[0].type != "c3_new_errands" or not created[0].key:
             raise MalformedReply(VENDOR, "c3_new_errands reply without an errand id")
         return created[0].key
+
+    async def errand_report(self, errand_id: str) -> ErrandReport | None:
+        """The errand's state from its report, or None when Cention has no such errand.
+
+        Reading a report clears the errand's dirty flag, which other integrations of the
+        workspace may poll (`c3_dirty_errand_list`); unless the report says the errand had
+        not changed, the flag is set again, so they still see the change.
+        """
+        errand_id = str(errand_id).strip()
+        if not _ID.match(errand_id):
+            return None
+        token = self.report_jwt
+        try:
+            document = await self._get(
+                f"{REPORT_TYPE}/{errand_id}",
+                {f"fields[{REPORT_TYPE}]": ",".join(REPORT_FIELDS)},
+                token=token,
+            )
+        except RejectedInput as exc:
+            if exc.status == 404:
+                return None
+            raise
+        except AuthenticationError as exc:
+            raise AuthenticationError(
+                VENDOR, f"errand report refused ({exc.message}): the token needs the "
+                "'Access to errand data' claim (CENTION_REPORT_TOKEN)",
+                status=exc.status, vendor_message=exc.vendor_message) from None
+        found = [r for r in document.resources() if r.type == REPORT_TYPE]
+        if len(found) != 1:
+            raise MalformedReply(VENDOR, "errand report reply without the errand")
+        report = parse_report(found[0], errand_id)
+        if report.changed is not False:
+            await self._mark_changed(errand_id, token)
+        return report
+
+    async def _mark_changed(self, errand_id: str, token: str) -> None:
+        """Set the errand's dirty flag again; a failure is logged, never raised."""
+        body = {"data": {"type": "c3_dirty_errand_list",
+                         "attributes": {"errands": [int(errand_id)]}}}
+        try:
+            await self._post("c3_dirty_errand_list", body, token, idempotent=True)
+        except IntegrationError as exc:
+            logger.warning("cention errand %s: could not mark it changed again after "
+                           "reading its report (%s)", errand_id, type(exc).__name__)
+
+    async def end_errand(self, errand_id: str, answer: ErrandAnswer) -> None:
+        """Close the errand (`c3_end_errands`) as `answer.user`, with `answer`'s text."""
+        errand_id = str(errand_id).strip()
+        if not _ID.match(errand_id):
+            raise RejectedInput(VENDOR, "an errand id is a number")
+        body = {"data": {"type": "c3_end_errands", "attributes": {
+            "errand_id": int(errand_id), "answer": answer.as_json()}}}
+        reply = await self._post("c3_end_errands", body, self.settings.errand_jwt)
+        # The doc shows no reply: any success counts (the errand may well be closed now),
+        # unless it is a JSON:API error document.
+        try:
+            document = reply.json()
+        except MalformedReply:
+            return
+        if isinstance(document, dict) and document.get("errors") and not document.get("data"):
+            raise RejectedInput(VENDOR, f"error document with HTTP {reply.status}",
+                                status=reply.status, vendor_message=error_text(document))
+
+    async def save_contact_card(self, card: ContactCard) -> str:
+        """Create the customer's contact card, or add these contacts to the card that has
+        one of them already (Cention's documented "append instead of duplicate"): the id."""
+        contacts = card.contacts()
+        if not (contacts.get("email") or contacts.get("voice")):
+            raise RejectedInput(VENDOR, "a contact card needs an email address or a phone")
+        body = {"data": {"type": "c3_contact_cards", "attributes": {"contacts": contacts}}}
+        token = self._claim_jwt("contact_token")
+        try:
+            reply = await self._post("c3_contact_cards", body, token)
+        except AuthenticationError as exc:
+            raise AuthenticationError(
+                VENDOR, f"contact card refused ({exc.message}): the token needs the "
+                "'Access and create customer contacts' claim (CENTION_CONTACT_TOKEN)",
+                status=exc.status, vendor_message=exc.vendor_message) from None
+        saved = self._document(reply).resources()
+        if len(saved) != 1 or saved[0].type != "c3_contact_cards" or not saved[0].key:
+            raise MalformedReply(VENDOR, "c3_contact_cards reply without a card id")
+        return saved[0].key
+
+    @property
+    def report_jwt(self) -> str:
+        """The JWT carrying the "Access to errand data" claim."""
+        return self._claim_jwt("report_token")
+
+    def _claim_jwt(self, name: str) -> str:
+        """The token of setting `name`, else `CENTION_TOKEN`, else the errand token."""
+        candidate: Any
+        for candidate in (getattr(self.settings, name, None), self.settings.token):
+            value = (candidate.get_secret_value() if isinstance(candidate, SecretStr)
+                     else candidate)
+            if isinstance(value, str) and value:
+                return value
+        return self.settings.errand_jwt
 
     # -- transport -----------------------------------------------------------------
     def _url(self, path: str) -> str:
@@ -224,11 +372,23 @@ class CentionClient:
             raise ConfigurationError(VENDOR, "no token configured for this request")
         return {"Authorization": f"Bearer {jwt}", "Accept": JSONAPI_MEDIA_TYPE}
 
-    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Document:
+    async def _get(self, path: str, params: Mapping[str, str] | None = None,
+                   token: str | None = None) -> Document:
+        jwt = self.settings.library_jwt if token is None else token
         reply = await self.http.request(
-            "GET", self._url(path), params=params, headers=self._headers(self.settings.library_jwt)
+            "GET", self._url(path), params=params, headers=self._headers(jwt)
         )
         return self._document(reply)
+
+    async def _post(self, path: str, body: Any, token: str,
+                    idempotent: bool | None = None) -> HttpResponse:
+        return await self.http.request(
+            "POST",
+            self._url(path),
+            data=json.dumps(body).encode(),
+            headers={**self._headers(token), "Content-Type": JSONAPI_MEDIA_TYPE},
+            idempotent=idempotent,
+        )
 
     def _document(self, reply: HttpResponse) -> Document:
         body = reply.json()

@@ -16,7 +16,8 @@ Errors: a reply whose envelope `code` is not 0 is an error whatever the HTTP sta
 (`code` != 0, or a 4xx other than 401/403/429) of the user and chat calls carry nothing the
 customer typed, so they are reported as the vendor being unavailable; a refused token request
 carries the customer's email or phone, so it is `RejectedInput`. The vendor's `message` is
-logged (redacted) and kept on the error.
+kept on the error and logged only as a summary (`vendor_message_summary`: redacted, and
+nothing but the vocabulary of API errors).
 Never logged: the auth and corporate tokens, the user's `pass`/`apikey`, the access link.
 """
 
@@ -43,7 +44,7 @@ from rasa_service_desk.clients.errors import (
 from rasa_service_desk.clients.http import HttpClient, RetryPolicy
 from rasa_service_desk.clients.imbee.models import AccessToken, Chat, Envelope, ExternalUser
 from rasa_service_desk.clients.imbee.settings import ImbeeSettings
-from rasa_service_desk.clients.redact import redact
+from rasa_service_desk.logs import vendor_message_summary
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ class ImbeeClient:
         if envelope.code != 0:
             logger.warning(
                 "imbee %s refused the request (code %s): %s",
-                path, envelope.code, redact(envelope.message) or "no message",
+                path, envelope.code, vendor_message_summary(envelope.message) or "no message",
             )
             raise refusal(
                 VENDOR, f"{path} answered code {envelope.code}",

@@ -12,7 +12,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 
 from rasa_service_desk.clients.compat import copy_model, field_check
-from rasa_service_desk.clients.settings import IntegrationSettings
+from rasa_service_desk.clients.settings import IntegrationSettings, url_validator
 
 #: What the local simulator accepts; `for_sandbox()` points the client at it with these.
 SANDBOX_AUTH_TOKEN = "sandbox-imbee-auth"  # noqa: S105 (public demo value)
@@ -48,13 +48,7 @@ class ImbeeSettings(IntegrationSettings):
     #: ISO country (e.g. `ES`) for phone numbers typed without a country code; empty = none.
     default_region: str = ""
 
-    @field_check("host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must start with https:// (the base URL Imbee gave you)")
-        return value
+    _check_host = url_validator("host")
 
     @field_check("agent_ids")
     @classmethod

@@ -1,5 +1,5 @@
 """Async client of Loop's V1 REST API: locations, loop types, custom fields, surveys,
-responses and loops.
+responses, loops, guest lookups and invite URLs.
 
 Authentication: Loop takes its token as the `authToken` query parameter of every request.
 It is added as a request parameter (never baked into a stored URL), registered with the log
@@ -8,6 +8,9 @@ redaction, and the HTTP layer only ever logs redacted URLs.
 Caches (one client per process, shared by every conversation):
 - the location, loop type and custom field ids are cached for the life of the process:
   Loop documents ids as immutable and these are account configuration;
+- the account's location listing (`GET /locations`, for the customer's choice of location)
+  is cached for `LOOP_LOCATIONS_CACHE_SECONDS` (an hour by default), so a new location
+  shows up without a restart;
 - the survey is cached for `LOOP_SURVEY_CACHE_SECONDS` (5 minutes by default), so a survey
   edited in Loop reaches the bot without a restart.
 
@@ -22,10 +25,19 @@ Where the documentation is silent:
   from a listing) is a `ConfigurationError`: the operator must fix a setting, and the
   customer gets the "service unavailable" answer instead of a vague rejection;
 - `GET /surveys?location=` is sent the location's shortcode (as in the documentation's
-  example), or its id when it has no shortcode;
+  example), or its id when it has no shortcode; a 404 there (Loop knows no such location,
+  or no survey for it) is a `ConfigurationError` naming `LOOP_LOCATION` and `LOOP_SURVEY`,
+  logged as an error;
 - `POST /responses` does not name the survey (the documented example does not either):
   the category ids identify it;
-- `customFields` of a new loop is sent as a list of one-entry objects `[{"<field id>": value}]`.
+- `customFields` of a new loop is sent as a list of one-entry objects `[{"<field id>": value}]`;
+- `POST /responses` documents no field for a reference (no `customFields`, no note): what a
+  response is about (e.g. the support answer it rates) is recorded in the free text of the
+  survey's first text question, as `[<reference>]` after the customer's own words;
+- `GET /users/` is sent with the documented trailing slash and one of `email`/`sms`; several
+  accounts may share an address (the documentation says so), all are returned;
+- `POST /invite/url` takes `locationId` and optionally `name`/`email`/`sms`; without any of
+  the three Loop creates no guest and returns a generic URL (`guestId` absent).
 
 Retries: GETs are retried by the HTTP layer; the two POSTs are not (a repeated response or
 loop would be a duplicate), except when Loop demonstrably did not process them (429/503).
@@ -53,11 +65,13 @@ from rasa_service_desk.clients.loop.models import (
     TEXT,
     CreatedLoop,
     CustomField,
+    InviteLink,
     Location,
     LoopSummary,
     LoopType,
     ResponseReceipt,
     Survey,
+    UserAccount,
 )
 from rasa_service_desk.clients.loop.settings import LoopSettings
 
@@ -68,6 +82,9 @@ OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 
 M = TypeVar("M", bound=BaseModel)
 Answer = bool | str
+LocationRef = Location | str | None
+#: Default of `LOOP_LOCATIONS_CACHE_SECONDS` (read with getattr until the setting exists).
+DEFAULT_LOCATIONS_CACHE_SECONDS = 3600.0
 
 
 def error_message(body: Any) -> str:
@@ -120,6 +137,9 @@ class LoopClient:
             error_message=error_message,
         )
         self._locations: dict[str, Location] = {}
+        self._location_list: tuple[float, list[Location]] | None = None
+        #: Its own lock: `location()` reads the listing while holding `_lock`.
+        self._listing_lock = asyncio.Lock()
         self._loop_types: list[LoopType] | None = None
         self._custom_fields: dict[str, CustomField] = {}
         self._surveys: dict[str, tuple[float, Survey]] = {}
@@ -177,9 +197,23 @@ class LoopClient:
 
     # -- account configuration (cached) --------------------------------------------
     async def locations(self) -> list[Location]:
-        """Every location of the account."""
-        body = await self._get("/locations")
-        return self._parse_all(Location, self._items(body, "locations"))
+        """Every location of the account, reused for `LOOP_LOCATIONS_CACHE_SECONDS`."""
+        ttl = float(getattr(self.settings, "locations_cache_seconds",
+                            DEFAULT_LOCATIONS_CACHE_SECONDS))
+        async with self._listing_lock:
+            now = self._clock()
+            if self._location_list is not None and now - self._location_list[0] < ttl:
+                return list(self._location_list[1])
+            body = await self._get("/locations")
+            listing = self._parse_all(Location, self._items(body, "locations"))
+            self._location_list = (now, listing)
+            return list(listing)
+
+    async def _resolve(self, location: LocationRef) -> Location:
+        """A location given as a model, an id or shortcode, or None for `LOOP_LOCATION`."""
+        if isinstance(location, Location):
+            return location
+        return await self.location(location)
 
     async def location(self, id_or_shortcode: str | None = None) -> Location:
         """The location by id or shortcode (default `LOOP_LOCATION`), cached for good."""
@@ -252,11 +286,11 @@ class LoopClient:
         return self._parse_all(CustomField, self._items(body, "customfields", "customFields"))
 
     # -- surveys ---------------------------------------------------------------------
-    async def survey(self) -> Survey:
-        """The survey to run: `LOOP_SURVEY` by shortcode, else the location's survey.
-        Reused for `LOOP_SURVEY_CACHE_SECONDS`."""
-        key = self.settings.survey or f"location:{self.settings.location}"
-        location = None if self.settings.survey else await self.location()
+    async def survey(self, location: LocationRef = None) -> Survey:
+        """The survey to run: `LOOP_SURVEY` by shortcode, else the survey of `location`
+        (default `LOOP_LOCATION`). Reused for `LOOP_SURVEY_CACHE_SECONDS`."""
+        resolved = None if self.settings.survey else await self._resolve(location)
+        key = self.settings.survey or f"location:{resolved.id if resolved else ''}"
         async with self._lock:
             cached = self._surveys.get(key)
             now = self._clock()
@@ -265,7 +299,7 @@ class LoopClient:
             if self.settings.survey:
                 survey = await self.survey_by_shortcode(self.settings.survey)
             else:
-                survey = await self.survey_for_location(location)
+                survey = await self.survey_for_location(resolved)
             self._surveys[key] = (now, survey)
             return survey
 
@@ -274,8 +308,23 @@ class LoopClient:
         return parse_model(Survey, self._single(body, "survey", "surveys"), VENDOR)
 
     async def survey_for_location(self, location: Location | None = None) -> Survey:
+        """The survey Loop assigns to the location (`LOOP_SURVEY` unset).
+
+        A 404 is the operator's to fix, not the customer's: the location has no survey, or
+        Loop no longer knows it.
+        """
         location = location or await self.location()
-        body = await self._get("/surveys", {"location": location.shortcode or location.id})
+        try:
+            body = await self._get("/surveys", {"location": location.shortcode or location.id})
+        except RejectedInput as exc:
+            if exc.status != 404:
+                raise
+            error = ConfigurationError(
+                VENDOR, "GET /surveys?location= answered 404: Loop knows no survey for "
+                "LOOP_LOCATION; check LOOP_LOCATION, or set LOOP_SURVEY to a survey shortcode",
+                status=404, vendor_message=exc.vendor_message)
+            logger.error("loop: %s", error.message)
+            raise error from None
         surveys = self._parse_all(Survey, self._items(body, "surveys"))
         if not surveys:
             raise ConfigurationError(VENDOR, "LOOP_LOCATION: Loop has no survey for the location")
@@ -286,12 +335,21 @@ class LoopClient:
         return self._parse_all(Survey, self._items(await self._get("/surveys"), "surveys"))
 
     async def submit_response(
-        self, survey: Survey, answers: Mapping[str, Answer], *, when: datetime | None = None
+        self,
+        survey: Survey,
+        answers: Mapping[str, Answer],
+        *,
+        when: datetime | None = None,
+        location: LocationRef = None,
+        reference: str | None = None,
     ) -> ResponseReceipt:
-        """Send one response to `survey`: `answers` maps categoryId -> bool or text.
+        """Send one response to `survey` at `location` (default `LOOP_LOCATION`): `answers`
+        maps categoryId -> bool or text.
 
         Answers are checked against the survey first (unknown category, wrong value type),
-        so a mistake is a `RejectedInput` before anything reaches Loop.
+        so a mistake is a `RejectedInput` before anything reaches Loop. `reference` (what
+        the response is about, e.g. "Cention errand 1234") goes into the free text of the
+        survey's first text question (see `with_reference`).
         """
         responses = []
         for question in survey.questions:
@@ -306,10 +364,12 @@ class LoopClient:
         unknown = set(answers) - {q.categoryId for q in survey.questions}
         if unknown or not responses:
             raise RejectedInput(VENDOR, "answers do not match the survey's questions")
-        location = await self.location()
+        if reference:
+            responses = self.with_reference(survey, responses, reference)
+        place = await self._resolve(location)
         body = {
             "source": self.settings.source,
-            "location": location.id,
+            "location": place.id,
             "responses": responses,
             "timestamp": iso_timestamp(when),
         }
@@ -321,6 +381,28 @@ class LoopClient:
                     f", loop {receipt.loopId} opened" if receipt.loopId else "")
         return receipt
 
+    @staticmethod
+    def with_reference(survey: Survey, responses: list[dict[str, Any]], reference: str
+                       ) -> list[dict[str, Any]]:
+        """`responses` with `[reference]` recorded in the first text question: after the
+        customer's answer, or as the answer when they skipped it. Loop documents no other
+        place in a response for it; a survey without a text question cannot carry it (logged,
+        and the response is sent without it)."""
+        question = next((q for q in survey.questions if q.type == TEXT), None)
+        if question is None:
+            logger.warning("loop: survey %s has no text question; the reference of the "
+                           "response is not recorded", survey.id)
+            return responses
+        note = f"[{reference}]"
+        updated = [dict(item) for item in responses]
+        for item in updated:
+            if item["categoryId"] == question.categoryId:
+                item["value"] = f"{item['value']}\n\n{note}"
+                return updated
+        order = [q.categoryId for q in survey.questions]
+        updated.append({"categoryId": question.categoryId, "value": note})
+        return sorted(updated, key=lambda item: order.index(item["categoryId"]))
+
     # -- loops -----------------------------------------------------------------------
     async def create_loop(
         self,
@@ -330,15 +412,16 @@ class LoopClient:
         user: LoopUser | None = None,
         custom_fields: Mapping[str, str] | None = None,
         when: datetime | None = None,
+        location: LocationRef = None,
     ) -> CreatedLoop:
-        """Open a loop at the configured location. `custom_fields` maps custom field
-        shortcodes to values; they are resolved to ids (cached)."""
+        """Open a loop at `location` (default `LOOP_LOCATION`). `custom_fields` maps custom
+        field shortcodes to values; they are resolved to ids (cached)."""
         if not description.strip():
             raise RejectedInput(VENDOR, "a loop needs a description")
-        location = await self.location()
+        place = await self._resolve(location)
         body: dict[str, Any] = {
             "source": self.settings.source,
-            "location": location.id,
+            "location": place.id,
             "loopType": await self.loop_type_id(),
             "description": description,
             "timestamp": iso_timestamp(when),
@@ -363,6 +446,45 @@ class LoopClient:
         return created
 
     async def loops_for_customer(self, customer_id: str) -> list[LoopSummary]:
-        """Every loop created by the Loop user `customer_id`."""
+        """Every loop created by the Loop user `customer_id`, most recent first (Loop
+        documents no order)."""
         body = await self._get("/loops", {"customer": customer_id})
-        return self._parse_all(LoopSummary, self._items(body, "loops"))
+        return recent_first(self._parse_all(LoopSummary, self._items(body, "loops")))
+
+    # -- guests ----------------------------------------------------------------------
+    async def users(self, *, email: str | None = None, sms: str | None = None
+                    ) -> list[UserAccount]:
+        """The accounts (guests or employees) with this email address or mobile number:
+        usually one, several when they share it. Exactly one of the two must be given.
+
+        Whoever calls this must own the address: the accounts' loops are theirs to see.
+        """
+        query = {key: value for key, value in (("email", email), ("sms", sms)) if value}
+        if len(query) != 1:
+            raise ValueError("look users up by exactly one of email or sms")
+        body = await self._get("/users/", query)
+        return self._parse_all(UserAccount, self._items(body, "users"))
+
+    async def invite_url(
+        self, *, location: LocationRef = None, user: LoopUser | None = None
+    ) -> InviteLink:
+        """An invite URL for `location` (default `LOOP_LOCATION`): personalised for `user`
+        (Loop reuses the guest with that email or sms, or creates one), or generic without.
+
+        Loop sends nothing to the guest itself. Personalise only for an address the
+        customer owns: the URL acts for that guest profile.
+        """
+        place = await self._resolve(location)
+        body: dict[str, Any] = {"locationId": place.id}
+        if user is not None:
+            body.update(user.as_json())
+        link = parse_model(InviteLink, await self._post("/invite/url", body), VENDOR)
+        logger.info("loop: %s invite URL created", "personal" if link.guestId else "generic")
+        return link
+
+
+def recent_first(loops: list[LoopSummary]) -> list[LoopSummary]:
+    """Most recent first by `created_on`; loops without a date last, in Loop's order."""
+    dated = sorted((loop for loop in loops if loop.created_on is not None),
+                   key=lambda loop: loop.created_on or 0, reverse=True)
+    return dated + [loop for loop in loops if loop.created_on is None]

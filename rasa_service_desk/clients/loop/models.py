@@ -119,6 +119,43 @@ class LoopSummary(BaseModel):
     id: str
     description: str = ""
     summary: str | None = None
+    #: `open` in the documentation's example; other values are undocumented.
     state: str | None = None
     creatorId: str | None = None
+    #: Milliseconds since the epoch, as in the documentation's example.
     created_on: int | None = None
+    updated_on: int | None = None
+    #: `{"id", "title", "timezone", ...}` in the documentation's example (title a plain
+    #: string here, unlike `GET /locations`); kept loose.
+    location: Any = None
+
+    @property
+    def location_title(self) -> str:
+        """The location's title as a plain string ("" when unknown)."""
+        title = self.location.get("title") if isinstance(self.location, dict) else None
+        if isinstance(title, dict):
+            return localized(title, None, "en")
+        return title if isinstance(title, str) else ""
+
+    @property
+    def location_timezone(self) -> str | None:
+        zone = self.location.get("timezone") if isinstance(self.location, dict) else None
+        return zone if isinstance(zone, str) and zone else None
+
+
+class UserAccount(BaseModel):
+    """One account of `GET /users/?email=|sms=|username=` (employee or guest)."""
+
+    id: str
+    username: str | None = None
+    name: str | None = None
+    email: str | None = None
+    sms: str | None = None
+
+
+class InviteLink(BaseModel):
+    """Reply to `POST /invite/url`: the personalised (or generic) invite URL and, when a
+    guest profile was used or created, its id."""
+
+    url: str
+    guestId: str | None = None

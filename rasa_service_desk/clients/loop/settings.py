@@ -13,7 +13,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 
 from rasa_service_desk.clients.compat import copy_model, field_check
-from rasa_service_desk.clients.settings import IntegrationSettings
+from rasa_service_desk.clients.settings import IntegrationSettings, url_validator
 
 #: What the local simulator accepts and is seeded with (never valid against the real vendor).
 SANDBOX_AUTH_TOKEN = "loop-sandbox-token"  # noqa: S105 - public demo value of the simulator
@@ -52,14 +52,15 @@ class LoopSettings(IntegrationSettings):
     survey_cache_seconds: float = Field(default=300.0, ge=0)
     #: Longest free-text survey answer or loop description accepted from the customer.
     max_text_length: int = Field(default=2000, ge=10, le=20000)
+    #: Let the customer pick the location (buttons) when the account has several.
+    let_customer_choose_location: bool = False
+    #: Dotted path in the message metadata where the front end puts the customer's
+    #: authenticated e-mail (then all their loops may be shown); empty = off.
+    verified_email_metadata_key: str = ""
+    #: How long the account's location list is reused (seconds).
+    locations_cache_seconds: float = Field(default=3600.0, ge=0)
 
-    @field_check("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must start with https:// (e.g. https://<account>.blazeloop.net/api/v1)")
-        return value
+    _check_base_url = url_validator("base_url")
 
     @field_check("custom_fields", before=True)
     @classmethod

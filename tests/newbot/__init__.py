@@ -1,0 +1,1 @@
+"""A fresh `rasa init` bot gets one integration by the documented recipe (marker `newbot`)."""
