@@ -25,8 +25,8 @@ from sanic import Blueprint
 
 from rasa_service_desk.clients.errors import ConfigurationError
 from rasa_service_desk.connectors.socketio import check_channels
-from rasa_service_desk.state import StateStore, StateUnavailable, load_store
-from rasa_service_desk.state.held_messages import release
+from rasa_service_desk.state import StateStore, load_store
+from rasa_service_desk.state.held_messages import deliver
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +68,5 @@ class RestInput(RasaRestInput):
         return webhook
 
     async def _send_held(self, message: UserMessage) -> None:
-        """Send what was held for this conversation to the reply, before the bot's answer.
-        If the store is down, the customer still gets an answer; the messages stay held."""
-        sender_id = message.sender_id or ""
-        try:
-            held = await release(self.store, sender_id)
-        except StateUnavailable as exc:
-            logger.error("REST channel: held messages not read (%s); they stay held", exc)
-            return
-        for item in held:
-            # Held as a collecting channel recorded them; `send_response` takes the message
-            # without its recipient.
-            content = {key: value for key, value in item.items() if key != "recipient_id"}
-            await message.output_channel.send_response(sender_id, content)
-        if held:
-            logger.info("REST channel: %d held message(s) shown with the next reply", len(held))
+        """What was held for this conversation goes first in the reply."""
+        await deliver(self.store, message.sender_id or "", message.output_channel, "REST")

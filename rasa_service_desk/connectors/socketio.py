@@ -33,8 +33,8 @@ from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOOutput
 from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 
-from rasa_service_desk.state import StateStore, StateUnavailable, load_store
-from rasa_service_desk.state.held_messages import release
+from rasa_service_desk.state import StateStore, load_store
+from rasa_service_desk.state.held_messages import deliver
 
 if TYPE_CHECKING:
     from socketio import AsyncServer
@@ -115,18 +115,8 @@ class SocketIOInput(RasaSocketIOInput):
         return webhook
 
     async def send_held(self, sender_id: str, output: OutputChannel) -> None:
-        """Send the messages held for `sender_id` through `output`; if the store is down
-        they stay held for the next chance."""
-        try:
-            held = await release(self.store, sender_id)
-        except StateUnavailable as exc:
-            logger.error("socket.io channel: held messages not read (%s); they stay held", exc)
-            return
-        for item in held:
-            content = {key: value for key, value in item.items() if key != "recipient_id"}
-            await output.send_response(sender_id, content)
-        if held:
-            logger.info("socket.io channel: %d held message(s) sent", len(held))
+        """Send the messages held for `sender_id` through `output` (see `deliver`)."""
+        await deliver(self.store, sender_id, output, "socket.io")
 
 
 def stock_channel_is_broken(channel: Any) -> bool:
