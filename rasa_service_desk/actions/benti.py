@@ -19,7 +19,12 @@ from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAct
 from rasa_service_desk.actions.forms import TextSlotForm
 from rasa_service_desk.actions.runtime import client, enable
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
-from rasa_service_desk.actions.validation import ContactSlotValidation, validated_text
+from rasa_service_desk.actions.validation import (
+    EMAIL_SLOT,
+    NAME_SLOT,
+    ContactSlotValidation,
+    validated_text,
+)
 from rasa_service_desk.clients.benti import Attachment, BentiClient, NewTicket
 from rasa_service_desk.clients.errors import ConfigurationError, IntegrationError, RejectedInput
 from rasa_service_desk.clients.shared_files import SharedFileFetcher, SharedFileSettings
@@ -140,7 +145,7 @@ class ActionBentiCreateTicket(IntegrationAction):
 class ValidateBentiTicketForm(ContactSlotValidation, TextSlotForm):
     """Ask again for any answer Benti or an agent could not use."""
 
-    text_slots = (TITLE_SLOT, DESCRIPTION_SLOT)
+    text_slots = (NAME_SLOT, EMAIL_SLOT, TITLE_SLOT, DESCRIPTION_SLOT)
 
     def name(self) -> str:
         return "validate_benti_ticket_form"

@@ -41,6 +41,8 @@ from rasa_service_desk.actions.runtime import action_deadline, client, enable, i
 from rasa_service_desk.actions.shared_state import shared_state
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import (
+    EMAIL_SLOT,
+    NAME_SLOT,
     ContactSlotValidation,
     clean_email,
     clean_line,
@@ -697,7 +699,7 @@ class ActionCentionAgentAnswer(Action):
 class ValidateCentionErrandForm(ContactSlotValidation, TextSlotForm):
     """Checks the errand form's answers before anything is sent to Cention."""
 
-    text_slots = (SUBJECT_SLOT,)
+    text_slots = (NAME_SLOT, EMAIL_SLOT, SUBJECT_SLOT)
 
     def name(self) -> str:
         return "validate_cention_errand_form"

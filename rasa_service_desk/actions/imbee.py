@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
+from rasa_service_desk.actions.forms import TextSlotForm
 from rasa_service_desk.actions.runtime import client, enable, integration
 from rasa_service_desk.actions.validation import (
-    ContactSlotExtraction,
     clean_email,
     clean_phone,
     email_or_phone,
@@ -71,8 +71,10 @@ class ActionImbeeOpenChat(IntegrationAction):
         ]
 
 
-class ValidateImbeeChatForm(ContactSlotExtraction, FormValidationAction):
+class ValidateImbeeChatForm(TextSlotForm):
     """One answer, email or mobile number; either one is enough to send the link."""
+
+    text_slots = (EMAIL_SLOT,)
 
     def name(self) -> str:
         return "validate_imbee_chat_form"

@@ -138,7 +138,8 @@ def answer_to(tracker: Tracker, slot: str) -> dict[str, Any]:
     """The customer's latest message as the value of `slot`, when the form just asked for it.
 
     The shared contact slots have `custom` mappings (domain/shared.yml), so that the shared
-    domain file names no integration's form; each form's validator fills them here instead,
+    domain file names no integration's form; each form's validator fills them through this
+    (`actions.forms.TextSlotForm`),
     which is what a `from_text` mapping conditioned on the form would do. A message in
     Rasa's intent syntax (`/intent{...}`, a button or a message injected by a connector) is
     never a contact detail and is left alone.
@@ -151,23 +152,9 @@ def answer_to(tracker: Tracker, slot: str) -> dict[str, Any]:
     return {slot: text}
 
 
-class ContactSlotExtraction:
-    """`extract_customer_name` and `extract_customer_email`: fill the shared contact slots
-    from the customer's answer when the form asks for them (see `answer_to`)."""
-
-    async def extract_customer_name(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        return answer_to(tracker, NAME_SLOT)
-
-    async def extract_customer_email(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        return answer_to(tracker, EMAIL_SLOT)
-
-
-class ContactSlotValidation(ContactSlotExtraction):
-    """`validate_customer_name` and `validate_customer_email` for forms that ask for both.
+class ContactSlotValidation:
+    """`validate_customer_name` and `validate_customer_email` for forms that ask for both
+    (the form lists both in its `text_slots`, see `actions.forms.TextSlotForm`).
 
     Mixed into a vendor's `FormValidationAction`, so every form checks the shared contact
     slots the same way and answers with the same shared responses.

@@ -31,7 +31,6 @@ from rasa_service_desk.actions.loop.location import (
 from rasa_service_desk.actions.loop.survey import is_skip, settings
 from rasa_service_desk.actions.runtime import client, enable
 from rasa_service_desk.actions.validation import (
-    ContactSlotExtraction,
     clean_email,
     clean_line,
     clean_name,
@@ -126,11 +125,11 @@ class ActionLoopCreateLoop(IntegrationAction):
         ]
 
 
-class ValidateLoopFeedbackForm(LocationChoice, ContactSlotExtraction, TextSlotForm):
+class ValidateLoopFeedbackForm(LocationChoice, TextSlotForm):
     """The location when the customer chooses it; the description; then one contact (email
     or mobile) unless known or declined."""
 
-    text_slots = (LOCATION_SLOT, DESCRIPTION_SLOT)
+    text_slots = (LOCATION_SLOT, DESCRIPTION_SLOT, EMAIL_SLOT)
 
     def name(self) -> str:
         return "validate_loop_feedback_form"
