@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -331,6 +331,31 @@ class GlobalSettings(EnvironmentSettings):
     #: endpoints.yml `token:`, sent as the `token` query parameter, or an
     #: `Authorization: Bearer` header).
     action_server_token: SecretStr | None = None
+    #: Log lines as text or as one JSON object per line (`rasa_service_desk.logs`).
+    log_format: Literal["text", "json"] = "text"
+    #: Regions whose national phone numbers the log redaction masks (`ES` or `ES,GB`).
+    log_phone_region: str = ""
+    #: Key of the conversation hash in log lines.
+    log_hash_key: SecretStr | None = None
+    #: 1 = Rasa's conversation text passes its logs at DEBUG (test systems only).
+    log_conversation_text: bool = False
+
+    @field_check("log_format", before=True)
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_check("log_phone_region")
+    @classmethod
+    def _check_regions(cls, value: str) -> str:
+        import phonenumbers
+
+        regions = [part.strip().upper() for part in value.split(",") if part.strip()]
+        unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError("must be two-letter region codes phonenumbers knows, "
+                             "comma-separated, like ES or ES,GB")
+        return ",".join(regions)
 
     @field_check("sandbox_url")
     @classmethod

@@ -35,6 +35,7 @@ SANDBOX_PROBE = "http://127.0.0.1:9"
 
 #: Text settings for which no value is wrong (names, ids, secrets' free form).
 FREE_TEXT = {
+    "LOG_HASH_KEY",
     "BENTI_API_KEY", "BENTI_API_SECRET",
     "CENTION_TOKEN", "CENTION_LIBRARY_TOKEN", "CENTION_ERRAND_TOKEN",
     "CENTION_REPORT_TOKEN", "CENTION_CONTACT_TOKEN", "CENTION_CLOSING_USER_ID",
@@ -47,9 +48,10 @@ FREE_TEXT = {
 #: Wrong values beyond what a field's type or URL-ness gives.
 EXTRA_WRONG: dict[str, list[str]] = {
     "LOG_LEVEL": ["loud", "verbose", "5"],
+    "LOG_PHONE_REGION": ["XX", "Spain", "ES,ZZ"],
     "ACTION_SERVER_TOKEN": ["too-short-token", "has spaces in the middle of it"],
     "ACTION_DEADLINE_SECONDS": ["0", "-1", "121", "nan", "inf"],
-    "IMBEE_DEFAULT_REGION": ["Spain", "E5"],
+    "IMBEE_DEFAULT_REGION": ["Spain", "E5", "XX"],
     "LOOP_CUSTOM_FIELDS": ["not json", "[1, 2]", '{"room": ""}', '{"not a slot!": "x"}'],
     "CENTION_MAX_SUGGESTIONS": ["11", "-1"],
     "CENTION_CACHE_TTL_SECONDS": ["-1"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import phonenumbers
 from pydantic import Field, SecretStr
 
 from rasa_service_desk.clients.compat import copy_model, field_check
@@ -60,8 +61,9 @@ class ImbeeSettings(IntegrationSettings):
     @classmethod
     def _check_region(cls, value: str) -> str:
         value = value.strip().upper()
-        if value and (len(value) != 2 or not value.isalpha()):
-            raise ValueError("must be a two-letter country code such as ES or GB")
+        if value and value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter country code phonenumbers knows, such as "
+                             "ES or GB")
         return value
 
     @property
