@@ -36,7 +36,7 @@ run: .venv/.ok
 	.venv-rasa/bin/pip install $(PIP_FLAGS) --upgrade pip
 	.venv-rasa/bin/pip install $(PIP_FLAGS) 'rasa==3.6.21' -e . -c $(RASA_CONSTRAINTS)
 	.venv-rasa/bin/pip install $(PIP_FLAGS) 'pytest>=8,<9' 'pytest-asyncio>=0.23,<0.24' \
-	    'aioresponses==0.7.6' 'requests' 'pyyaml' -c $(RASA_CONSTRAINTS)
+	    'aioresponses==0.7.6' 'requests' 'pyyaml' 'hypothesis>=6.100,<7' -c $(RASA_CONSTRAINTS)
 	.venv-rasa/bin/pip check
 	touch $@
 

@@ -41,7 +41,24 @@ def parse(argv: list[str] | None = None) -> Config:
                         help="level at which ratios and targets are evaluated (default 64)")
     parser.add_argument("--workers", type=int, default=defaults.workers,
                         help="Sanic worker processes of the product's action server "
-                             "(default 1, as `rasa run actions` starts it)")
+                             "(default: one per core, at most 4, as the README recommends; "
+                             "`rasa run actions` starts 1)")
+    parser.add_argument("--no-stagger", action="store_true",
+                        help="start all conversations at once (they then run in lockstep)")
+    parser.add_argument("--cpu-baseline-requests", type=int,
+                        default=defaults.cpu_baseline_requests,
+                        help="requests of the no-op with each vendor action's payload, for "
+                             "the CPU per vendor call (default 2000; 0 skips it)")
+    parser.add_argument("--scaling-workers", type=int, nargs="*",
+                        default=defaults.scaling_workers,
+                        help="worker counts of the scaling run (default 1 2 4; none skips it)")
+    parser.add_argument("--scaling-concurrency", type=int, nargs="+",
+                        default=defaults.scaling_concurrency,
+                        help="levels of the scaling run (default 64 256)")
+    parser.add_argument("--scaling-scenario", choices=[n for n, s in SCENARIOS.items()
+                                                       if s.server == "product"],
+                        default=defaults.scaling_scenario,
+                        help="the action of the scaling run (default benti)")
     parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS),
                         default=defaults.scenarios, help="which actions to run (default all)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS,
@@ -53,7 +70,11 @@ def parse(argv: list[str] | None = None) -> Config:
                   memory_requests=args.memory_requests, memory_chunk=args.memory_chunk,
                   target_concurrency=args.target_concurrency, workers=args.workers,
                   scenarios=args.scenarios,
-                  results_dir=args.results_dir)
+                  results_dir=args.results_dir, stagger=not args.no_stagger,
+                  cpu_baseline_requests=args.cpu_baseline_requests,
+                  scaling_workers=args.scaling_workers,
+                  scaling_concurrency=args.scaling_concurrency,
+                  scaling_scenario=args.scaling_scenario)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,12 @@ action reports a failure the way the product's actions do: by setting `pending_a
 (the slot that lets the customer say "try again"), or by uttering a shared error response.
 A run stops after `max_requests` or once `max_seconds` have passed (requests in flight are
 then awaited), whichever comes first.
+
+Conversation `i` of `c` starts `i / c x stagger` seconds late. Real conversations arrive
+independently; started all at once against a simulator whose latency never varies, they
+would stay in lockstep for the whole run, so every vendor reply would arrive in a burst of
+`c` and the action server would see bursts instead of a steady load (queueing behind the
+burst that no real traffic shows). The runner staggers over one action's duration, k x L.
 """
 
 from __future__ import annotations
@@ -81,7 +87,8 @@ def failure_of(status: int, raw: bytes, expected_response: str | None) -> str | 
 
 async def drive(url: str, make: Callable[[int], tuple[bytes, str | None]], *,
                 concurrency: int, max_requests: int, max_seconds: float,
-                first_index: int = 0, timeout: float = 600.0) -> LoadResult:
+                first_index: int = 0, timeout: float = 600.0,
+                stagger: float = 0.0) -> LoadResult:
     """Post request number `first_index + i` to `url` from `concurrency` conversations.
 
     `make(index)` gives the request's body and the response the action must utter (or None).
@@ -94,8 +101,10 @@ async def drive(url: str, make: Callable[[int], tuple[bytes, str | None]], *,
         started = time.perf_counter()
         deadline = started + max_seconds
 
-        async def conversation() -> None:
+        async def conversation(number: int) -> None:
             nonlocal issued
+            if stagger > 0:
+                await asyncio.sleep(number / concurrency * stagger)
             while issued < max_requests and time.perf_counter() < deadline:
                 data, expected_response = make(first_index + issued)
                 issued += 1
@@ -110,6 +119,6 @@ async def drive(url: str, make: Callable[[int], tuple[bytes, str | None]], *,
                 if reason is not None:
                     result.note_error(reason)
 
-        await asyncio.gather(*(conversation() for _ in range(concurrency)))
+        await asyncio.gather(*(conversation(number) for number in range(concurrency)))
         result.elapsed = time.perf_counter() - started
     return result

@@ -89,8 +89,13 @@ class BodyTemplate:
     """A serialised payload whose placeholders are filled per request."""
 
     def __init__(self, payload: dict[str, Any], customers: int) -> None:
+        self.payload = payload
         self.text = json.dumps(payload)
         self.customers = max(1, customers)
+
+    def for_action(self, action: str) -> BodyTemplate:
+        """The same body, asking for another action (the no-op, to measure parsing alone)."""
+        return BodyTemplate({**self.payload, "next_action": action}, self.customers)
 
     def body(self, index: int, prefix: str) -> bytes:
         text = self.text.replace(CONVERSATION, f"{prefix}-{index}")

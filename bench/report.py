@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 
 from bench.run import Results
 from bench.scenarios import SCENARIOS
-from bench.targets import Target, evaluate, ratios
+from bench.targets import CPU_PER_CALL_MS, Target, cpu_per_call, evaluate, ratios
 
 PLOT = "throughput-latency.png"
 
@@ -63,6 +63,39 @@ def target_table(targets: list[Target]) -> list[str]:
     return lines + (["", "Why missed:", *notes] if notes else [])
 
 
+def cpu_table(results: Results) -> list[str]:
+    """Per vendor action: server CPU per request, the no-op's on the same payload, per call."""
+    c = results.config.target_concurrency
+    lines = [f"| action | server CPU ms/request at {c} | no-op, same payload | vendor calls "
+             f"| CPU ms per vendor call (target <= {CPU_PER_CALL_MS}) |",
+             "|---|---:|---:|---:|---:|"]
+    for name in results.config.scenarios:
+        level = results.level(name, c)
+        per_call = cpu_per_call(results, name)
+        if level is None or per_call is None:
+            continue
+        lines.append(f"| {SCENARIOS[name].title} | {level.server_cpu_ms:.2f} | "
+                     f"{results.noop_cpu_ms[name]:.2f} | {SCENARIOS[name].calls} | "
+                     f"{per_call:.2f} |")
+    return lines if len(lines) > 2 else []
+
+
+def scaling_table(results: Results) -> list[str]:
+    """Throughput and p50 per worker count; efficiency = throughput per worker / 1 worker's."""
+    if not results.scaling:
+        return []
+    one = {lv.concurrency: lv.throughput for lv in results.scaling if lv.workers == 1}
+    lines = ["| workers | conc. | requests | req/s | p50 ms | p99 ms | errors | server cores "
+             "| machine CPU | efficiency |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for lv in results.scaling:
+        base = one.get(lv.concurrency)
+        efficiency = f"{lv.throughput / lv.workers / base:.0%}" if base else "-"
+        lines.append(f"| {lv.workers} | {lv.concurrency} | {lv.requests} | {lv.throughput:.1f} "
+                     f"| {ms(lv.p50)} | {ms(lv.p99)} | {lv.errors} | {lv.server_cpu:.2f} | "
+                     f"{lv.machine_cpu:.0f}% | {efficiency} |")
+    return lines
+
+
 def markdown(results: Results) -> str:
     config = results.config
     lines = [
@@ -74,7 +107,10 @@ def markdown(results: Results) -> str:
         f"requests (the baseline: 2 x concurrency, at most {config.naive_requests} beyond "
         f"the concurrency) or {config.duration:g} s, whichever comes first. "
         "CPU: share of one core used by the action server, the simulators and the load "
-        "generator, and of the whole machine.",
+        "generator, and of the whole machine. "
+        + ("Conversations start staggered over k x L. " if config.stagger else "")
+        + (f"Load average (1/5/15 min) {_load(results.load_before)} before the run, "
+           f"{_load(results.load_after)} after." if results.load_before else ""),
         "",
         *level_table(results),
         "",
@@ -91,6 +127,18 @@ def markdown(results: Results) -> str:
     found = ratios(results)
     if found:
         lines += ["", "Ratios:", ""] + [f"- {label}: {value:.3g}" for label, value in found]
+    cpu = cpu_table(results)
+    if cpu:
+        lines += ["", "Server CPU per vendor call (the action's CPU per request minus the "
+                      "no-op's on the same payload, divided by its vendor calls):", "", *cpu]
+    scaling = scaling_table(results)
+    if scaling:
+        title = SCENARIOS[config.scaling_scenario].title
+        lines += ["", f"## Scaling: {title} with 1 to {max(config.scaling_workers)} Sanic "
+                      f"workers on {results.cpu_count} cores", "", *scaling, "",
+                  "Efficiency: throughput per worker relative to one worker at the same "
+                  "concurrency (100% = linear scaling). Each worker is a process with its "
+                  "own event loop, vendor tokens, caches and connection pool."]
     memory = results.memory
     if memory is not None:
         lines += ["", f"Action server RSS: {memory.at_start:.1f} MiB at start, "
@@ -103,6 +151,10 @@ def markdown(results: Results) -> str:
                   *target_table(targets)]
     lines += ["", f"![throughput and latency]({PLOT})", ""]
     return "\n".join(lines)
+
+
+def _load(values: tuple[float, ...]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
 
 
 def plot(results: Results, path: Path) -> None:

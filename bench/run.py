@@ -2,8 +2,12 @@
 
 For each scenario and concurrency level it records throughput, latency percentiles, errors,
 the vendor calls per action (the simulator's counters before and after the level) and the
-CPU the action server used. A final memory run mixes every vendor action for
-`memory_requests` requests and samples the action server's RSS as it goes.
+CPU the action server used. After each vendor action's levels the no-op action runs with
+that action's payload, so the CPU of parsing the same body can be subtracted: what remains,
+divided by the vendor calls, is the server's CPU per vendor call. A memory run mixes every
+vendor action for `memory_requests` requests and samples the action server's RSS as it goes.
+Finally the scaling run starts the product's action server with 1, 2, 4 ... Sanic workers in
+turn and drives one action at each scaling level.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from bench import loadgen, processes
 from bench.scenarios import (
     CUSTOMERS,
     NAIVE,
+    NOOP_ACTION,
     PRODUCT,
     SCENARIOS,
     Scenario,
@@ -32,6 +37,11 @@ from bench.scenarios import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
+
+
+def recommended_workers() -> int:
+    """ACTION_SERVER_SANIC_WORKERS as the README recommends it: one per core, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -48,11 +58,22 @@ class Config:
     memory_requests: int = 5000
     memory_chunk: int = 1000
     target_concurrency: int = 64
-    #: Sanic worker processes of the product's action server (the baseline keeps one).
-    workers: int = 1
+    #: The level below saturation where the median must stay within k x L + 5 ms.
+    p50_concurrency: int = 16
+    #: Sanic worker processes of the product's action server (the baseline keeps one): one
+    #: per core, at most 4, as the README recommends.
+    workers: int = field(default_factory=lambda: recommended_workers())
     scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
     results_dir: Path = RESULTS
     timeout: float = 600.0
+    #: Start conversation i of c at i/c x (k x L), so they do not run in lockstep.
+    stagger: bool = True
+    #: Requests of the no-op with each vendor action's payload (0: not measured).
+    cpu_baseline_requests: int = 2000
+    #: Worker counts and levels of the scaling run (no workers: no scaling run).
+    scaling_workers: list[int] = field(default_factory=lambda: [1, 2, 4])
+    scaling_concurrency: list[int] = field(default_factory=lambda: [64, 256])
+    scaling_scenario: str = "benti"
 
     def level_requests(self, scenario: Scenario, concurrency: int) -> int:
         if scenario.server == NAIVE:
@@ -91,6 +112,22 @@ class Level:
 
 
 @dataclass
+class ScalingLevel:
+    """One worker count at one concurrency level of the scaling run."""
+
+    workers: int
+    concurrency: int
+    requests: int
+    errors: int
+    throughput: float
+    p50: float
+    p99: float
+    #: CPU of the action server (all its workers), in cores; the whole machine in percent.
+    server_cpu: float
+    machine_cpu: float
+
+
+@dataclass
 class Memory:
     """Action server RSS (MiB): at start, then after each chunk of the memory run."""
 
@@ -113,6 +150,12 @@ class Results:
     memory: Memory | None = None
     cpu_count: int = 0
     started: str = ""
+    #: Server CPU ms per request of the no-op given each vendor action's payload.
+    noop_cpu_ms: dict[str, float] = field(default_factory=dict)
+    scaling: list[ScalingLevel] = field(default_factory=list)
+    #: `uptime` load averages (1, 5, 15 min) before and after the run.
+    load_before: tuple[float, ...] = ()
+    load_after: tuple[float, ...] = ()
 
     def level(self, scenario: str, concurrency: int) -> Level | None:
         for level in self.levels:
@@ -199,24 +242,50 @@ class Runner:
             vendors = [s for s in chosen if s.server == PRODUCT and s.vendor]
             if config.memory_requests > 0 and vendors:
                 await self.memory_run(vendors, rss_at_start)
+            for name in list(self.servers):  # the scaling run needs the cores
+                self.servers.pop(name).stop()
+            if config.scaling_workers and config.scaling_concurrency:
+                await self.scaling_run(SCENARIOS[config.scaling_scenario], sandbox.url)
         finally:
             for child in reversed(children):
                 child.stop()
         return self.results
 
-    async def post(self, scenario: Scenario, concurrency: int, requests: int) -> \
-            loadgen.LoadResult:
+    def stagger(self, scenario: Scenario) -> float:
+        """Seconds over which conversations start: one action's duration, k x L."""
+        return scenario.k * self.config.latency_ms / 1000 if self.config.stagger else 0.0
+
+    async def post(self, scenario: Scenario, concurrency: int, requests: int, *,
+                   as_noop: bool = False, url: str | None = None) -> loadgen.LoadResult:
+        """Drive `scenario`; `as_noop` sends its payload to the no-op action instead."""
         template = scenario.template(self.context)
+        if as_noop:
+            template = template.for_action(NOOP_ACTION)
         start = self.next_index[scenario.name]
         self.next_index[scenario.name] += requests
-        url = self.servers[scenario.server].url + "/webhook"
+        url = url or self.servers[scenario.server].url + "/webhook"
+        expected = None if as_noop else scenario.expected_response
 
         def make(index: int) -> tuple[bytes, str | None]:
-            return template.body(index, f"bench-{scenario.name}"), scenario.expected_response
+            return template.body(index, f"bench-{scenario.name}"), expected
 
         return await loadgen.drive(url, make, concurrency=concurrency, max_requests=requests,
                                    max_seconds=self.config.duration, first_index=start,
-                                   timeout=self.config.timeout)
+                                   timeout=self.config.timeout,
+                                   stagger=0.0 if as_noop else self.stagger(scenario))
+
+    async def noop_baseline(self, scenario: Scenario) -> None:
+        """Server CPU per request of the no-op given `scenario`'s payload (same parsing)."""
+        config = self.config
+        tree = self.trees[scenario.server]
+        before = tree.cpu_seconds()
+        result = await self.post(scenario, config.target_concurrency,
+                                 config.cpu_baseline_requests, as_noop=True)
+        used = tree.cpu_seconds() - before
+        self.results.noop_cpu_ms[scenario.name] = used / max(1, result.requests) * 1000
+        self.say(f"  no-op with this payload: {result.requests} req, "
+                 f"{self.results.noop_cpu_ms[scenario.name]:.2f} ms CPU/req, "
+                 f"errors {result.errors}")
 
     async def measure(self, scenario: Scenario) -> None:
         config = self.config
@@ -261,6 +330,44 @@ class Runner:
                      f"simulators {sandbox_cpu:.0%} load {loadgen_cpu:.0%} "
                      f"machine {machine_cpu:.0f}%"
                      + (f"  ({level.error_samples[0]})" if level.error_samples else ""))
+        if scenario.server == PRODUCT and scenario.vendor and config.cpu_baseline_requests:
+            await self.noop_baseline(scenario)
+
+    async def scaling_run(self, scenario: Scenario, sandbox_url: str) -> None:
+        """The product's action server with each worker count in turn, at each level."""
+        config = self.config
+        assert self.sandbox is not None
+        self.say(f"\nScaling run: {scenario.title} with "
+                 f"{', '.join(map(str, config.scaling_workers))} worker(s)")
+        for workers in config.scaling_workers:
+            child = await processes.start_action_server(
+                f"action-server-{workers}-workers", "bench.actions", sandbox_env(sandbox_url),
+                self.log_dir, workers=workers)
+            try:
+                tree = processes.ProcessTree(child.popen.pid)
+                url = child.url + "/webhook"
+                # Every worker fetches its own token and fills its own caches.
+                warm = await self.post(scenario, 8 * workers, max(config.warmup, CUSTOMERS) *
+                                       workers, url=url)
+                for concurrency in config.scaling_concurrency:
+                    if scenario.reset_simulator and scenario.vendor:
+                        await self.sandbox.reset(scenario.vendor)
+                    used = tree.cpu_seconds()
+                    psutil.cpu_percent(None)
+                    result = await self.post(scenario, concurrency, config.requests, url=url)
+                    machine = psutil.cpu_percent(None)
+                    cores = (tree.cpu_seconds() - used) / max(result.elapsed, 1e-9)
+                    level = ScalingLevel(workers, concurrency, result.requests,
+                                         result.errors + warm.errors, result.throughput,
+                                         result.percentile(50), result.percentile(99), cores,
+                                         machine)
+                    self.results.scaling.append(level)
+                    self.say(f"  workers {workers} c={concurrency:<4} {level.requests:>6} req "
+                             f"{level.throughput:9.1f} req/s p50 {level.p50 * 1000:8.1f} ms "
+                             f"p99 {level.p99 * 1000:8.1f} ms errors {level.errors} "
+                             f"server {cores:.2f} cores, machine {machine:.0f}%")
+            finally:
+                child.stop()
 
     async def memory_run(self, vendors: list[Scenario], rss_at_start: float) -> None:
         """Every vendor action in turn, at the target concurrency, RSS sampled per chunk."""
@@ -311,6 +418,8 @@ def run(config: Config) -> tuple[Results, Path]:
 
     folder = config.results_dir / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
     results = asyncio.run(Runner(config, folder / "logs").run())
+    results.load_before, results.load_after = load_before, os.getloadavg()
     report.write(results, folder)
     return results, folder

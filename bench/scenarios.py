@@ -16,6 +16,7 @@ from bench.payloads import CONVERSATION, CUSTOMER, BodyTemplate, domain, webhook
 
 PRODUCT = "product"
 NAIVE = "naive"
+NOOP_ACTION = "action_bench_noop"
 
 #: Returning customers: the warm-up registers them with the vendors that keep users.
 CUSTOMERS = 32

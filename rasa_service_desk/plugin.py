@@ -8,9 +8,14 @@ and calls its `init_hooks`; a bot's one-line `rasa_sdk_plugins/__init__.py` re-e
   `GRACEFUL_SHUTDOWN_TIMEOUT`, raised here above `ACTION_DEADLINE_SECONDS`), and only then,
   after the server stopped, the shared HTTP session is closed. (Closing it before the drain
   made every action still talking to a vendor answer HTTP 500.)
-- Optional shared token (`ACTION_SERVER_TOKEN`): every route but `/health` then requires it,
-  as Rasa sends it (endpoints.yml `token:`, i.e. the `token` query parameter) or as an
-  `Authorization: Bearer` header; it is compared in constant time, a miss is a bare 401.
+- Readiness, metrics and the drain (`rasa_service_desk.observability.server`): `/ready`
+  (503 from SIGTERM on, while the action calls in flight finish), `/metrics` (Prometheus),
+  and vendor-call spans under rasa-sdk's action spans when tracing is configured.
+- Optional shared token (`ACTION_SERVER_TOKEN`): every route but `/health`, `/ready` and
+  `/metrics` (platform probes and scrapers carry no token; neither route carries customer
+  data) then requires it, as Rasa sends it (endpoints.yml `token:`, i.e. the `token` query
+  parameter) or as an `Authorization: Bearer` header; it is compared in constant time, a
+  miss is a bare 401.
 - `/webhook` bodies are checked before rasa-sdk's handler sees them: not JSON, not an
   object, no tracker, slots that are not an object, an unknown content encoding, ... are a
   short 4xx, never a 500.
@@ -26,7 +31,6 @@ shared session is released when the process exits.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import traceback
 import zlib
@@ -35,12 +39,14 @@ from typing import Any
 
 import pluggy
 
+from rasa_service_desk.clients import jsoncodec
+
 logger = logging.getLogger(__name__)
 
 hookimpl = pluggy.HookimplMarker("rasa_sdk")
 
 WEBHOOK_PATH = "/webhook"
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 #: Seconds Sanic waits for requests in flight after a stop signal, beyond the deadline.
 DRAIN_MARGIN_SECONDS = 2.0
 #: Longest `next_action`, `version`, `sender_id` accepted (Rasa's are far shorter).
@@ -158,7 +164,7 @@ def parse_action_call(request: Any, max_size: int) -> Any:
     if not body.strip():
         raise BadActionCall(400, "the body is empty")
     try:
-        call = json.loads(body)
+        call = jsoncodec.loads(body)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise BadActionCall(400, "the body is not JSON") from None
     check_action_call(call)
@@ -265,8 +271,12 @@ class _Hooks:
     @hookimpl
     def attach_sanic_app_extensions(self, app: Any) -> None:
         from rasa_service_desk.actions.runtime import global_settings
+        from rasa_service_desk.observability.server import Observability
 
         settings = global_settings()  # a wrong setting stops the server here (exit code 2)
+        # First: its routes then get the hardened error handler too.
+        Observability(settings.action_deadline_seconds + DRAIN_MARGIN_SECONDS,
+                      WEBHOOK_PATH).attach(app)
         ServerHardening(settings.token, settings.action_deadline_seconds).attach(app)
         if settings.token:
             logger.debug("action server: calls require ACTION_SERVER_TOKEN")

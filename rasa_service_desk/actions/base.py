@@ -26,6 +26,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.runtime import action_deadline
+from rasa_service_desk.actions.submissions import SubmissionInProgress
 from rasa_service_desk.clients.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -35,6 +36,7 @@ from rasa_service_desk.clients.errors import (
     RejectedInput,
     VendorUnavailable,
 )
+from rasa_service_desk.clients.http import set_wait_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ EventList = list[dict[str, Any]]
 DomainDict = dict[str, Any]
 
 DEFAULT_ERROR_RESPONSES: dict[type[IntegrationError], str] = {
+    SubmissionInProgress: "utter_submission_in_progress",
     VendorUnavailable: "utter_vendor_unavailable",
     MalformedReply: "utter_vendor_unavailable",
     RateLimited: "utter_vendor_busy",
@@ -74,6 +77,7 @@ class IntegrationAction(Action, ABC):
     ) -> EventList:
         deadline = action_deadline()
         started = asyncio.get_running_loop().time()
+        set_wait_deadline(deadline)  # no vendor-asked wait beyond it: "busy" at once instead
         try:
             try:
                 events = await asyncio.wait_for(self.act(dispatcher, tracker, domain), deadline)

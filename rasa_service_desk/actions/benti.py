@@ -17,12 +17,15 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
 from rasa_service_desk.actions.forms import TextSlotForm
-from rasa_service_desk.actions.runtime import client, enable
+from rasa_service_desk.actions.runtime import action_deadline, client, enable
+from rasa_service_desk.actions.shared_state import shared_state
+from rasa_service_desk.actions.submissions import record_latest, submission_key, submit_once
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import (
     EMAIL_SLOT,
     NAME_SLOT,
     ContactSlotValidation,
+    text_slot,
     validated_text,
 )
 from rasa_service_desk.clients.benti import Attachment, BentiClient, NewTicket
@@ -33,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 #: Importing this module enables Benti: its settings are read and checked now.
 enable("benti")
+shared_state()  # checked at start too: submissions are recorded there (exactly once)
 
 
 def _shared_file_settings() -> SharedFileSettings:
@@ -118,27 +122,38 @@ class ActionBentiCreateTicket(IntegrationAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
-        name = tracker.get_slot("customer_name")
-        email = tracker.get_slot("customer_email")
-        title = tracker.get_slot(TITLE_SLOT)
-        description = tracker.get_slot(DESCRIPTION_SLOT)
-        if not all(isinstance(v, str) and v.strip() for v in (name, email, title, description)):
+        name = text_slot(tracker, "customer_name")
+        email = text_slot(tracker, "customer_email")
+        title = text_slot(tracker, TITLE_SLOT)
+        description = text_slot(tracker, DESCRIPTION_SLOT)
+        if not (name and name.strip() and email and email.strip() and title and title.strip()
+                and description and description.strip()):
             dispatcher.utter_message(response="utter_benti_ticket_incomplete")
             return []
         benti_client = benti()
-        attachments = [
-            transcript_attachment(tracker, benti_client.settings.max_attachment_bytes),
-            *await shared_attachments(benti_client, tracker),
-        ]
-        ticket = await benti_client.create_ticket(NewTicket(
-            title=title, message=message_html(description), customer_name=name,
-            customer_email=email, attachments=attachments,
-        ))
+
+        async def file_ticket() -> dict[str, str]:
+            attachments = [
+                transcript_attachment(tracker, benti_client.settings.max_attachment_bytes),
+                *await shared_attachments(benti_client, tracker),
+            ]
+            ticket = await benti_client.create_ticket(NewTicket(
+                title=title, message=message_html(description), customer_name=name,
+                customer_email=email, attachments=attachments,
+            ))
+            return {"id": ticket.id, "reference": ticket.reference}
+
+        # The same ticket asked for twice (a double click, a repeat) is filed once.
+        key = submission_key(tracker.sender_id, self.name(),
+                             {"name": name, "email": email, "title": title,
+                              "description": description})
+        ticket = await submit_once(key, file_ticket, patience=action_deadline() * 0.75)
+        await record_latest(tracker.sender_id, self.name(), TICKET_ID_SLOT, ticket["id"])
         dispatcher.utter_message(response="utter_benti_ticket_created",
-                                 reference=ticket.reference)
+                                 reference=ticket["reference"])
         # The ticket is filed: forget its title and text so a second ticket asks anew
         # (the customer's name and email are kept).
-        return [SlotSet(TICKET_ID_SLOT, ticket.id), SlotSet(TITLE_SLOT, None),
+        return [SlotSet(TICKET_ID_SLOT, ticket["id"]), SlotSet(TITLE_SLOT, None),
                 SlotSet(DESCRIPTION_SLOT, None)]
 
 

@@ -39,6 +39,7 @@ from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAct
 from rasa_service_desk.actions.forms import TextSlotForm
 from rasa_service_desk.actions.runtime import action_deadline, client, enable, integration
 from rasa_service_desk.actions.shared_state import shared_state
+from rasa_service_desk.actions.submissions import record_latest, submission_key, submit_once
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import (
     EMAIL_SLOT,
@@ -48,8 +49,10 @@ from rasa_service_desk.actions.validation import (
     clean_line,
     clean_name,
     clean_phone,
+    text_slot,
     validated_text,
 )
+from rasa_service_desk.clients.cention.callback import CALLBACK_CHANNEL
 from rasa_service_desk.clients.cention.client import CentionClient, NewErrand
 from rasa_service_desk.clients.cention.errand_registry import ErrandOwner, ErrandRegistry
 from rasa_service_desk.clients.cention.errands import (
@@ -78,6 +81,10 @@ FAILED_QUERY_SLOT = "cention_failed_query"
 QUESTION_ID_SLOT = "cention_question_id"
 SUBJECT_SLOT = "cention_errand_subject"
 ERRAND_ID_SLOT = "cention_errand_id"
+AGENT_ANSWER_INTENT = "cention_agent_answer"
+#: The slots an agent's answer fills from its entities (see domain/cention.yml).
+ANSWER_SLOTS = ("cention_answer_errand_id", "cention_answer_text",
+                "cention_attachment_names", "cention_answer_kind")
 PICK_INTENT = "cention_pick_question"
 FORM_NAME = "cention_errand_form"
 SUBJECT_MIN_LENGTH = 3
@@ -181,11 +188,11 @@ class ActionCentionAnswer(IntegrationAction):
     def question(tracker: Tracker) -> str:
         """What to search: the designer's slot, the question a failed search was asked (when
         the customer said "try again"), or else the customer's latest message."""
-        chosen = tracker.get_slot(QUERY_SLOT)
-        if isinstance(chosen, str) and chosen.strip():
+        chosen = text_slot(tracker, QUERY_SLOT)
+        if chosen and chosen.strip():
             return chosen.strip()
-        failed = tracker.get_slot(FAILED_QUERY_SLOT)
-        if tracker.latest_action_name == "action_retry_pending" and isinstance(failed, str):
+        failed = text_slot(tracker, FAILED_QUERY_SLOT)
+        if tracker.latest_action_name == "action_retry_pending" and failed is not None:
             return failed.strip()
         return str(tracker.latest_message.get("text") or "").strip()
 
@@ -204,7 +211,7 @@ class ActionCentionPickQuestion(IntegrationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
         picked = next(tracker.get_latest_entity_values(QUESTION_ID_SLOT), None)
-        picked = picked or tracker.get_slot(QUESTION_ID_SLOT)
+        picked = picked or text_slot(tracker, QUESTION_ID_SLOT)
         # The id comes from the customer's message: the client only returns questions
         # customers may see, so typing an internal question's id gets nothing.
         question = await cention().question(str(picked)) if picked else None
@@ -277,43 +284,54 @@ class ActionCentionCreateErrand(IntegrationAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
-        name = clean_name(tracker.get_slot("customer_name"))
-        email = clean_email(tracker.get_slot("customer_email"))
-        subject = clean_line(tracker.get_slot(SUBJECT_SLOT), SUBJECT_MAX_LENGTH, SUBJECT_MIN_LENGTH)
+        name = clean_name(text_slot(tracker, "customer_name"))
+        email = clean_email(text_slot(tracker, "customer_email"))
+        subject = clean_line(text_slot(tracker, SUBJECT_SLOT), SUBJECT_MAX_LENGTH,
+                             SUBJECT_MIN_LENGTH)
         if not (name and email and subject):
             dispatcher.utter_message(response="utter_cention_errand_incomplete")
             return []
         started = asyncio.get_running_loop().time()
         options = follow_ups()
         message_id = errand_message_id(tracker, subject)
-        errand_id = await cention().create_errand(NewErrand(
-            message_id=message_id,
-            name=name,
-            email=email,
-            subject=subject,
-            body=errand_body(tracker),
-            extradata={
-                "conversation_id": tracker.sender_id,
-                "channel": tracker.get_latest_input_channel(),
-                "source": "rasa",
-            },
-            cuid=customer_cuid(tracker, options),
-        ))
-        try:
-            await record_owner(errand_id, tracker)
-        except Exception:
-            # The errand exists and its answer still reaches the customer by email; only the
-            # copy into this chat is lost, so tell the customer the reference anyway.
-            logger.error("cention errand %s: could not record its conversation", errand_id,
-                         exc_info=True)
-        logger.info("cention errand %s created (conv=%s)", errand_id,
-                    conversation_hash(tracker.sender_id),
-                    extra=conversation_fields(tracker.sender_id))
-        if options.contact_card:
-            card = ContactCard(name=name, emails=(email,), phones=tuple(
-                p for p in [clean_phone(tracker.get_slot("customer_phone"))] if p))
-            await best_effort(cention().save_contact_card(card), remaining(started),
-                              f"cention errand {errand_id}: contact card")
+
+        async def hand_off() -> dict[str, str]:
+            errand_id = await cention().create_errand(NewErrand(
+                message_id=message_id,
+                name=name,
+                email=email,
+                subject=subject,
+                body=errand_body(tracker),
+                extradata={
+                    "conversation_id": tracker.sender_id,
+                    "channel": tracker.get_latest_input_channel(),
+                    "source": "rasa",
+                },
+                cuid=customer_cuid(tracker, options),
+            ))
+            try:
+                await record_owner(errand_id, tracker)
+            except Exception:
+                # The errand exists and its answer still reaches the customer by email; only
+                # the copy into this chat is lost, so tell the customer the reference anyway.
+                logger.error("cention errand %s: could not record its conversation", errand_id,
+                             exc_info=True)
+            logger.info("cention errand %s created (conv=%s)", errand_id,
+                        conversation_hash(tracker.sender_id),
+                        extra=conversation_fields(tracker.sender_id))
+            if options.contact_card:
+                card = ContactCard(name=name, emails=(email,), phones=tuple(
+                    p for p in [clean_phone(text_slot(tracker, "customer_phone"))] if p))
+                await best_effort(cention().save_contact_card(card), remaining(started),
+                                  f"cention errand {errand_id}: contact card")
+            return {"id": errand_id}
+
+        # One errand per hand-off, however often it is asked for (the message id names the
+        # hand-off: the form's start and the subject).
+        key = submission_key(tracker.sender_id, self.name(),
+                             {"name": name, "email": email, "message_id": message_id})
+        errand_id = (await submit_once(key, hand_off, patience=action_deadline() * 0.75))["id"]
+        await record_latest(tracker.sender_id, self.name(), ERRAND_ID_SLOT, errand_id)
         dispatcher.utter_message(
             response="utter_cention_errand_created", errand_id=errand_id, email=email
         )
@@ -324,7 +342,7 @@ def customer_cuid(tracker: Tracker, options: FollowUpOptions) -> str:
     """The `cuid` for the customer's contact card: the slot the operator named, if set."""
     if not options.cuid_slot:
         return ""
-    return clean_line(tracker.slots.get(options.cuid_slot), CUID_MAX_LENGTH) or ""
+    return clean_line(text_slot(tracker, options.cuid_slot), CUID_MAX_LENGTH) or ""
 
 
 def remaining(started: float, margin: float = 1.0) -> float:
@@ -382,8 +400,8 @@ def requested_errand(tracker: Tracker) -> str | None:
     """The errand number the customer gave: the entity of a button or extractor, the number
     in their message, or (when "try again" re-runs the action) the one kept on failure."""
     if tracker.latest_action_name == RETRY_ACTION:
-        kept = tracker.get_slot(ERRAND_NUMBER_SLOT)
-        return str(kept) if kept else None
+        kept = text_slot(tracker, ERRAND_NUMBER_SLOT)
+        return kept or None
     entity = next(tracker.get_latest_entity_values(ERRAND_NUMBER_ENTITY), None)
     if entity is not None:
         return errand_number_in(str(entity))
@@ -436,7 +454,7 @@ class ErrandFollowUp(IntegrationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> tuple[str, ErrandOwner, ErrandReport] | None:
         """The errand and its report, or None after telling the customer why not."""
-        errand_id = requested_errand(tracker) or tracker.get_slot(ERRAND_ID_SLOT)
+        errand_id = requested_errand(tracker) or text_slot(tracker, ERRAND_ID_SLOT)
         if not errand_id:
             dispatcher.utter_message(response="utter_cention_no_errand")
             return None
@@ -518,8 +536,8 @@ class ActionCentionWithdrawErrand(IntegrationAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
-        errand_id = tracker.get_slot(WITHDRAW_ERRAND_SLOT)
-        confirmed = tracker.get_slot(WITHDRAW_CONFIRMATION_SLOT)
+        errand_id = text_slot(tracker, WITHDRAW_ERRAND_SLOT)
+        confirmed = text_slot(tracker, WITHDRAW_CONFIRMATION_SLOT)
         done = [SlotSet(WITHDRAW_ERRAND_SLOT, None), SlotSet(WITHDRAW_CONFIRMATION_SLOT, None)]
         if not errand_id or confirmed not in ("yes", "no"):
             dispatcher.utter_message(response="utter_cention_no_errand")
@@ -626,7 +644,7 @@ class ActionCentionRecordResolved(IntegrationAction):
     ) -> EventList:
         started = asyncio.get_running_loop().time()
         dispatcher.utter_message(response="utter_cention_glad_it_helped")
-        question_id = tracker.get_slot(ANSWERED_SLOT)
+        question_id = text_slot(tracker, ANSWERED_SLOT)
         if not question_id:
             return []
         options = follow_ups()
@@ -654,7 +672,7 @@ class ActionCentionRecordResolved(IntegrationAction):
         sender = hashlib.sha256(tracker.sender_id.encode()).hexdigest()[:16]
         return await cention().create_errand(NewErrand(
             message_id=resolved_message_id(tracker, question_id),
-            name=clean_name(tracker.get_slot("customer_name")) or "",
+            name=clean_name(text_slot(tracker, "customer_name")) or "",
             # Never the customer's address: the doc does not say whether Cention mails the
             # answer of an errand created closed.
             email=f"chat-{sender}@{RECORD_SENDER_DOMAIN}",
@@ -681,6 +699,13 @@ class ActionCentionAgentAnswer(Action):
     what the customer types), so the active form is rejected and this action runs; it hands
     back to the form with a `FollowupAction`, and the form, not called right after a
     customer message, asks its question again without validating anything.
+
+    Only the connector brings real answers. Any channel lets a customer type
+    `/cention_agent_answer{"cention_answer_text": ...}`, which Rasa parses as that intent with
+    those entities: shown as an agent's answer, it would put words in the support team's
+    mouth (and into the transcript an agent reads later). So an answer whose message did not
+    come through the connector's channel is not shown: the answer slots are cleared and the
+    customer hears `utter_cention_not_an_agent_answer`.
     """
 
     def name(self) -> str:
@@ -689,11 +714,19 @@ class ActionCentionAgentAnswer(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
-        dispatcher.utter_message(response="utter_cention_agent_answer")
+        events: EventList = []
+        if tracker.get_latest_input_channel() == CALLBACK_CHANNEL:
+            dispatcher.utter_message(response="utter_cention_agent_answer")
+        else:
+            logger.warning("%s: a %s message that did not come through the Cention "
+                           "connector was not shown", self.name(), AGENT_ANSWER_INTENT,
+                           extra=conversation_fields(tracker.sender_id))
+            dispatcher.utter_message(response="utter_cention_not_an_agent_answer")
+            events = [SlotSet(slot, None) for slot in ANSWER_SLOTS]
         form = (tracker.active_loop or {}).get("name")
         if isinstance(form, str) and form and form in (domain.get("forms") or {}):
-            return [FollowupAction(form)]
-        return []
+            return [*events, FollowupAction(form)]
+        return events
 
 
 class ValidateCentionErrandForm(ContactSlotValidation, TextSlotForm):

@@ -23,6 +23,7 @@ from rasa_service_desk.actions.validation import (
     clean_email,
     clean_phone,
     email_or_phone,
+    text_slot,
 )
 from rasa_service_desk.clients.errors import RejectedInput
 from rasa_service_desk.clients.imbee.client import ImbeeClient
@@ -51,8 +52,8 @@ class ActionImbeeOpenChat(IntegrationAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
-        email = clean_email(tracker.get_slot(EMAIL_SLOT))
-        phone = clean_phone(tracker.get_slot(PHONE_SLOT), _phone_region())
+        email = clean_email(text_slot(tracker, EMAIL_SLOT))
+        phone = clean_phone(text_slot(tracker, PHONE_SLOT), _phone_region())
         if not email and not phone:
             dispatcher.utter_message(response="utter_imbee_contact_missing")
             return []
@@ -92,7 +93,7 @@ class ValidateImbeeChatForm(TextSlotForm):
         number needs the form stopped here. An answer being validated sits in the email slot,
         so it keeps the slot in the list and gets validated.
         """
-        if tracker.get_slot(PHONE_SLOT) and not tracker.get_slot(EMAIL_SLOT):
+        if text_slot(tracker, PHONE_SLOT) and not text_slot(tracker, EMAIL_SLOT):
             return []
         return domain_slots
 

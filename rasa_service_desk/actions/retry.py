@@ -1,7 +1,9 @@
 """`action_retry_pending`: the customer says "try again" after a vendor failure.
 
 `IntegrationAction` records the failed action in the `pending_action` slot; this action runs
-it again with every slot as the customer left it, so nothing has to be retyped.
+it again with every slot as the customer left it, so nothing has to be retyped. With no
+failure recorded, it still re-runs a submission whose reply never reached Rasa (see
+`rasa_service_desk.actions.submissions`): the customer gets the reference that was filed.
 
 The slot comes back from the client side of the conversation (a tracker can be edited, a
 channel can set slots), so it is trusted only when it names one of this process's
@@ -23,6 +25,7 @@ from rasa_service_desk.actions.base import (
     EventList,
     retryable_action_names,
 )
+from rasa_service_desk.actions.submissions import unacknowledged_action
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,12 @@ class ActionRetryPending(Action):
         # `slots.get`, not `get_slot`: no INFO line per request when a bot lacks the slot.
         pending = tracker.slots.get(PENDING_ACTION_SLOT)
         if pending is None or pending == "":
+            # Nothing failed; but a submission may have succeeded with its reply to Rasa
+            # lost: run it again, and it answers from its record (actions.submissions).
+            unacknowledged = await unacknowledged_action(tracker.sender_id, tracker.slots)
+            if unacknowledged in retryable_action_names():
+                dispatcher.utter_message(response="utter_retrying")
+                return [FollowupAction(unacknowledged)]
             dispatcher.utter_message(response="utter_nothing_to_retry")
             return []
         if not (isinstance(pending, str) and len(pending) <= MAX_ACTION_NAME_LENGTH

@@ -11,9 +11,10 @@ and tabs; single-line text (`multiline=False`, and every name) turns them into s
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
-from typing import Any
+from typing import Any, TypeVar
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -21,6 +22,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 DomainDict = dict[str, Any]
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 _SPACES = re.compile(r"\s+")
 #: Terminal escape sequences (colours, cursor moves, window titles): removed whole.
@@ -112,6 +116,82 @@ def validated_text(
             response="utter_invalid_text", min_length=min_length, max_length=max_length
         )
     return {slot: text}
+
+
+# -- slots read with the type the action expects ------------------------------------------
+#
+# Any custom action, story or client can put any JSON value in any slot. A value of another
+# type or shape than the code expects is treated as absent (so the form asks again, or the
+# action says what is missing), with a warning that names the slot, never its value.
+
+#: Python types of the domain's slot types (`any` and unknown types accept anything).
+_DOMAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "text": (str,), "categorical": (str,), "bool": (bool,), "float": (int, float),
+    "list": (list,),
+}
+
+
+def wrong_type(slot: str, value: Any, expected: str) -> None:
+    """Log that `slot` holds something unusable: its name and the value's type only (the
+    value may be a customer's personal data)."""
+    logger.warning("slot %s holds a %s where %s is expected: treated as empty", slot,
+                   type(value).__name__, expected)
+
+
+def typed_slot(tracker: Tracker, slot: str, expected: type[T], what: str = "") -> T | None:
+    """The value of `slot` when it is an `expected` (a bool is not an int here), else None,
+    with a warning when it held something else."""
+    value = tracker.slots.get(slot)
+    if value is None:
+        return None
+    if isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool):
+        return value
+    wrong_type(slot, value, what or f"a {expected.__name__}")
+    return None
+
+
+def text_slot(tracker: Tracker, slot: str) -> str | None:
+    """A text slot's value as it is, or None (absent, or not a string)."""
+    return typed_slot(tracker, slot, str, "text")
+
+
+def bool_slot(tracker: Tracker, slot: str) -> bool | None:
+    """A bool slot's value, or None (absent, or not true/false)."""
+    return typed_slot(tracker, slot, bool, "true or false")
+
+
+def text_list_slot(tracker: Tracker, slot: str) -> list[str] | None:
+    """A list of strings, or None (absent, not a list, or an item that is not a string)."""
+    value = typed_slot(tracker, slot, list, "a list of text")
+    if value is None:
+        return None
+    if not all(isinstance(item, str) for item in value):
+        wrong_type(slot, value, "a list of text")
+        return None
+    return list(value)
+
+
+def mapping_slot(tracker: Tracker, slot: str) -> dict[str, Any] | None:
+    """A JSON object with text keys (a copy), or None (absent, or anything else)."""
+    value = typed_slot(tracker, slot, dict, "an object")
+    if value is None:
+        return None
+    if not all(isinstance(key, str) for key in value):
+        wrong_type(slot, value, "an object")
+        return None
+    return dict(value)
+
+
+def fits_domain_type(domain: DomainDict, slot: str, value: Any) -> bool:
+    """Whether `value` has the type the domain declares for `slot` (None always has)."""
+    spec = (domain.get("slots") or {}).get(slot)
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    expected = _DOMAIN_TYPES.get(kind) if isinstance(kind, str) else None
+    if value is None or expected is None:
+        return True
+    if isinstance(value, bool) and bool not in expected:
+        return False
+    return isinstance(value, expected)
 
 
 EMAIL_SLOT = "customer_email"

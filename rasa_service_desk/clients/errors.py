@@ -43,7 +43,17 @@ class RateLimited(IntegrationError):
 
 
 class VendorUnavailable(IntegrationError):
-    """The vendor could not be reached, timed out, or answered with a server error."""
+    """The vendor could not be reached, timed out, or answered with a server error.
+
+    `reached` is False only when the request certainly never arrived (no connection was
+    made): otherwise the vendor may have acted on it before the failure, which matters for
+    anything that creates something (see `rasa_service_desk.actions.submissions`).
+    """
+
+    def __init__(self, vendor: str, message: str, *, reached: bool = True,
+                 **kwargs: object) -> None:
+        super().__init__(vendor, message, **kwargs)  # type: ignore[arg-type]
+        self.reached = reached
 
 
 class RejectedInput(IntegrationError):

@@ -9,25 +9,34 @@ Retry rules, chosen so a retry can never create a second ticket, errand or loop:
 - idempotent requests (GET, PUT, DELETE, HEAD, or a POST the client marks idempotent) are
   retried after connection errors, timeouts and 429/502/503/504;
 - other POSTs are retried only when the vendor cannot have acted on them: the connection was
-  never established, or the vendor answered 429 or 503 (it refused the request unprocessed).
+  never established, or the vendor answered 429 (it refused the request unprocessed). Not
+  503: a gateway may answer 503 after the vendor processed the request (a second ticket).
 
-The wait before a retry honours the vendor's hint, capped by the policy's `max_wait`:
-`Retry-After` (seconds or HTTP date), and the rate-limit reset headers `x-throttle-reset` /
-`x-quota-reset` (Inbenta documents them as the timestamp at which that limit resets; read as
-Unix seconds, or milliseconds when the number is that large). A reset header counts only
-when its limit is the one exhausted: its `x-throttle-usage` / `x-quota-usage` percentage is
-at least 100, or absent.
+The wait before a retry honours the vendor's hint: `Retry-After` (seconds or HTTP date), and
+the rate-limit reset headers `x-throttle-reset` / `x-quota-reset` (Inbenta documents them as
+the timestamp at which that limit resets; read as Unix seconds, or milliseconds when the
+number is that large). A reset header counts only when its limit is the one exhausted: its
+`x-throttle-usage` / `x-quota-usage` percentage is at least 100, or absent. A hint longer
+than the customer can be kept waiting (the policy's `max_wait`, and never past the action's
+deadline, see `set_wait_deadline`) is not waited for: the request is not retried and the
+error (`RateLimited` for a 429, with `retry_after`) is raised at once, so the customer hears
+now that the service is busy instead of the vendor being asked again too early.
+
+Every call is observed here, the one place all vendor calls pass: metrics by vendor,
+operation and outcome (`rasa_service_desk.observability.metrics`), the vendor's last outcome
+for `/ready`, and a child span of the action's span when tracing is on. Clients name each
+call (`operation="create_ticket"`): a low-cardinality label without personal data.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import random
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -40,6 +49,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from rasa_service_desk.clients import jsoncodec
 from rasa_service_desk.clients.errors import (
     AuthenticationError,
     IntegrationError,
@@ -48,14 +58,34 @@ from rasa_service_desk.clients.errors import (
     RejectedInput,
     VendorUnavailable,
 )
+from rasa_service_desk.clients.pool import new_session
 from rasa_service_desk.clients.redact import redact
+from rasa_service_desk.clients.retrying import FirstTry
 from rasa_service_desk.logs import http_fields, safe_url, vendor_error_text
+from rasa_service_desk.observability import readiness, tracing
+from rasa_service_desk.observability.metrics import (
+    CANCELLED,
+    OK,
+    CallMetrics,
+    call_metrics,
+    outcome_of,
+)
 
 logger = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-UNPROCESSED_STATUSES = frozenset({429, 503})
+#: Statuses that prove a request was refused unprocessed (a non-idempotent POST may repeat).
+UNPROCESSED_STATUSES = frozenset({429})
+
+#: Event-loop time by which the current action must have its answer (see set_wait_deadline).
+_wait_deadline: ContextVar[float | None] = ContextVar("rsd_wait_deadline", default=None)
+
+
+def set_wait_deadline(seconds: float) -> None:
+    """Vendor calls of the current task (and the tasks it starts) never wait before a retry
+    beyond `seconds` from now: the action's deadline. Called by the action base class."""
+    _wait_deadline.set(asyncio.get_running_loop().time() + seconds)
 
 ErrorMessageExtractor = Callable[[Any], str]
 
@@ -83,7 +113,7 @@ class HttpResponse:
     def json(self) -> Any:
         """Decode the body as JSON, or raise `MalformedReply`."""
         try:
-            return json.loads(self.body)
+            return jsoncodec.loads(self.body)
         except ValueError:
             raise MalformedReply(
                 self.vendor, f"reply to {redact(self.url)} is not JSON (HTTP {self.status})"
@@ -117,8 +147,8 @@ def shared_session() -> aiohttp.ClientSession:
     if session is None or session.closed:
         for stale in [lp for lp in _sessions if lp.is_closed()]:
             del _sessions[stale]
-        connector = aiohttp.TCPConnector(limit=200, limit_per_host=100, ttl_dns_cache=300)
-        session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        # Pool sizes from HTTP_POOL_SIZE(_PER_HOST); a full pool is logged (clients.pool).
+        session = new_session(raise_for_status=False)
         _sessions[loop] = session
     return session
 
@@ -198,6 +228,8 @@ class HttpClient:
     connect_timeout: float = 3.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     error_message: ErrorMessageExtractor | None = None
+    _timeouts: dict[float, aiohttp.ClientTimeout] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     async def request(
         self,
@@ -212,49 +244,113 @@ class HttpClient:
         timeout: float | None = None,
         allow_redirects: bool = True,
         max_body_bytes: int | None = None,
+        operation: str | None = None,
     ) -> HttpResponse:
         """Send a request and return the reply of a 2xx status; raise a typed error otherwise.
 
         `allow_redirects=False` keeps a request on the host it was checked for (a redirect
         answers as a 3xx error); `max_body_bytes` refuses a larger reply as malformed
-        without reading it whole.
+        without reading it whole. `operation` names the call in metrics and traces (a
+        fixed name such as `create_ticket`, never anything taken from the URL or data).
         """
         method = method.upper()
         safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        metrics = call_metrics(self.vendor, operation or method.lower())
 
         def retryable(exc: BaseException) -> bool:
             if isinstance(exc, _RetryableStatus):
-                return safe_to_repeat or exc.response.status in UNPROCESSED_STATUSES
+                if safe_to_repeat or exc.response.status in UNPROCESSED_STATUSES:
+                    # (the last attempt is not retried whatever the vendor asks)
+                    return (attempts >= self.retry.attempts
+                            or self._wait_acceptable(exc.response, metrics))
+                return False
             if isinstance(exc, _Transport):
                 return safe_to_repeat or not exc.sent
             return False
 
-        retrying = AsyncRetrying(
+        def before_sleep(state: RetryCallState) -> None:
+            # tenacity computes a wait even after the last attempt; this runs only before
+            # a retry that happens.
+            self._count_retry(state, metrics)
+
+        # tenacity is set up only once a first attempt failed (the happy path skips it).
+        retrying = FirstTry(lambda: AsyncRetrying(
             stop=stop_after_attempt(max(1, self.retry.attempts)),
             wait=self._wait,
             retry=retry_if_exception(retryable),
+            before_sleep=before_sleep,
             reraise=True,
-        )
+        ), (_RetryableStatus, _Transport))
+        span = tracing.start(self.vendor, metrics.operation, method)
+        metrics.in_flight.inc()
+        outcome, status, attempts = CANCELLED, None, 0
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._send_once(
-                        method, url, json_body, data, params, headers, timeout,
-                        allow_redirects, max_body_bytes,
-                    )
+                    attempts += 1
+                    started = time.perf_counter()
+                    try:
+                        reply = await self._send_once(
+                            method, url, json_body, data, params, headers, timeout,
+                            allow_redirects, max_body_bytes,
+                        )
+                    finally:
+                        metrics.duration.observe(time.perf_counter() - started)
+                    outcome, status = OK, reply.status
+                    return reply
         except _RetryableStatus as exc:
-            raise self._status_error(exc.response) from None
+            error: IntegrationError = self._status_error(exc.response)
+            outcome, status = outcome_of(error), error.status
+            raise error from None
         except _Transport as exc:
+            outcome = "unavailable"
             if isinstance(exc.cause, asyncio.TimeoutError):
-                raise VendorUnavailable(self.vendor, f"{method} timed out") from None
+                raise VendorUnavailable(self.vendor, f"{method} timed out",
+                                        reached=exc.sent) from None
             raise VendorUnavailable(
-                self.vendor, f"{method} failed: {type(exc.cause).__name__}"
+                self.vendor, f"{method} failed: {type(exc.cause).__name__}", reached=exc.sent
             ) from None
+        except IntegrationError as exc:
+            outcome, status = outcome_of(exc), exc.status
+            raise
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            metrics.in_flight.dec()
+            metrics.ended(outcome)
+            readiness.record_call(self.vendor, outcome)
+            if span is not None:
+                tracing.end(span, outcome, status, attempts)
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def request_json(self, method: str, url: str, **kwargs: Any) -> Any:
         """`request()` and decode the JSON reply."""
         return (await self.request(method, url, **kwargs)).json()
+
+    def _wait_limit(self) -> float:
+        """The longest wait before a retry: the policy's, and never past the deadline."""
+        deadline = _wait_deadline.get()
+        if deadline is None:
+            return self.retry.max_wait
+        return min(self.retry.max_wait, deadline - asyncio.get_running_loop().time())
+
+    def _wait_acceptable(self, reply: HttpResponse, metrics: CallMetrics) -> bool:
+        """False when the vendor asks for a longer wait than the customer can be given: the
+        request is then not retried (the vendor asked not to be called again so soon)."""
+        hint = retry_hint(reply.headers)
+        if hint is None:
+            return True
+        limit = self._wait_limit()
+        if hint <= limit:
+            return True
+        metrics.rate_limit_refused.inc()
+        logger.info("%s %s: HTTP %d asks to wait %.0f s, more than the %.1f s a customer can "
+                    "wait: not retried", self.vendor, metrics.operation, reply.status, hint,
+                    max(0.0, limit), extra={"vendor": self.vendor,
+                                            "operation": metrics.operation,
+                                            "status": reply.status})
+        return False
 
     def _wait(self, state: RetryCallState) -> float:
         exponential = self.retry.initial_wait * 2 ** (state.attempt_number - 1)
@@ -266,6 +362,29 @@ class HttpClient:
             if hint is not None:
                 return min(self.retry.max_wait, max(backoff, hint))
         return backoff
+
+    @staticmethod
+    def _count_retry(state: RetryCallState, metrics: CallMetrics) -> None:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        if isinstance(exc, _RetryableStatus):
+            if retry_hint(exc.response.headers) is not None:
+                metrics.rate_limit_waited.inc()
+            metrics.retried("rate_limited" if exc.response.status == 429 else "unavailable",
+                            wait)
+        elif isinstance(exc, _Transport) and isinstance(exc.cause, asyncio.TimeoutError):
+            metrics.retried("timeout", wait)
+        else:
+            metrics.retried("connection", wait)
+
+    def _client_timeout(self, total: float) -> aiohttp.ClientTimeout:
+        """The request's timeouts, built once per distinct value (not once per request)."""
+        cached = self._timeouts.get(total)
+        if cached is None:
+            cached = self._timeouts[total] = aiohttp.ClientTimeout(
+                total=total, sock_connect=self.connect_timeout)
+        return cached
 
     async def _send_once(
         self,
@@ -280,9 +399,7 @@ class HttpClient:
         max_body_bytes: int | None = None,
     ) -> HttpResponse:
         started = time.perf_counter()
-        client_timeout = aiohttp.ClientTimeout(
-            total=timeout or self.timeout, sock_connect=self.connect_timeout
-        )
+        client_timeout = self._client_timeout(timeout or self.timeout)
         try:
             async with shared_session().request(
                 method,
@@ -328,7 +445,7 @@ class HttpClient:
         if self.error_message is None:
             return ""
         try:
-            return self.error_message(json.loads(reply.body)) or ""
+            return self.error_message(jsoncodec.loads(reply.body)) or ""
         except Exception:
             return ""
 

@@ -39,6 +39,12 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from rasa_service_desk.clients.compat import field_check, field_names
 from rasa_service_desk.clients.errors import ConfigurationError
+from rasa_service_desk.clients.pool import (
+    DEFAULT_POOL_SIZE,
+    DEFAULT_POOL_SIZE_PER_HOST,
+    MAX_POOL_SIZE,
+    configure_pool,
+)
 from rasa_service_desk.clients.redact import register_secrets
 
 logger = logging.getLogger(__name__)
@@ -339,6 +345,18 @@ class GlobalSettings(EnvironmentSettings):
     log_hash_key: SecretStr | None = None
     #: 1 = Rasa's conversation text passes its logs at DEBUG (test systems only).
     log_conversation_text: bool = False
+    #: Vendor connections per process (one per in-flight call; each a file descriptor).
+    http_pool_size: int = DEFAULT_POOL_SIZE
+    #: ... of which to one vendor host; a call beyond it waits (and is logged).
+    http_pool_size_per_host: int = DEFAULT_POOL_SIZE_PER_HOST
+
+    @field_check("http_pool_size", "http_pool_size_per_host")
+    @classmethod
+    def _check_pool_size(cls, value: int) -> int:
+        if not 1 <= value <= MAX_POOL_SIZE:
+            raise ValueError(f"must be a whole number from 1 to {MAX_POOL_SIZE} (connections "
+                             "per action-server process; keep it below `ulimit -n`)")
+        return value
 
     @field_check("log_format", before=True)
     @classmethod
@@ -404,6 +422,7 @@ def load_global_settings(env_file: str | None = ENV_FILE) -> GlobalSettings:
     """The global switches, checked; registers the action server token for log redaction."""
     loaded = GlobalSettings.load(env_file)
     register_secrets([loaded.token])
+    configure_pool(loaded.http_pool_size, loaded.http_pool_size_per_host)
     return loaded
 
 
@@ -442,6 +461,7 @@ def load_integrations(
         problems.extend(describe(GlobalSettings, exc))
         global_settings = GlobalSettings()
     register_secrets([global_settings.token])
+    configure_pool(global_settings.http_pool_size, global_settings.http_pool_size_per_host)
     result: dict[str, Integration] = {}
     for name in wanted:
         cls = settings_class(name)

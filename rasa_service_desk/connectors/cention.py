@@ -46,6 +46,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from rasa_service_desk.clients.cention.callback import (
+    CALLBACK_CHANNEL,
     DEFAULT_MAX_BODY_BYTES,
     AgentAnswer,
     AttachmentFetcher,
@@ -53,11 +54,14 @@ from rasa_service_desk.clients.cention.callback import (
     CallbackOutcome,
     read_request_body,
 )
+from rasa_service_desk.clients.cention.callback import VENDOR as CENTION
 from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
 from rasa_service_desk.clients.errors import ConfigurationError
 from rasa_service_desk.clients.redact import install_redaction, register_secrets
 from rasa_service_desk.clients.settings import EnvironmentSettings, url_validator
 from rasa_service_desk.connectors.socketio import check_channels, nobody_connected
+from rasa_service_desk.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from rasa_service_desk.observability.metrics import count_callback, exposition
 from rasa_service_desk.state import StateUnavailable, load_store
 from rasa_service_desk.state.held_messages import hold
 
@@ -172,7 +176,7 @@ class CentionInput(InputChannel):
 
     @classmethod
     def name(cls) -> str:
-        return "cention"
+        return CALLBACK_CHANNEL
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> CentionInput:
@@ -216,6 +220,11 @@ class CentionInput(InputChannel):
         async def health(request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
+        @webhook.route("/metrics", methods=["GET"])
+        async def metrics(request: Request) -> HTTPResponse:
+            """Rasa's process has no /metrics of its own: callbacks are counted here."""
+            return response.raw(exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
             body = await read_request_body(request, self.handler.max_body_bytes)
@@ -228,6 +237,7 @@ class CentionInput(InputChannel):
                     logger.exception("Cention callback: answer to errand %s could not be "
                                      "delivered", outcome.answer.errand_id if outcome.answer
                                      else "?")
+                    count_callback(CENTION, 500, "delivery_failed")
                     return response.json({"status": "delivery_failed"}, status=500)
                 try:
                     await self.handler.delivery_done(outcome)
@@ -238,6 +248,7 @@ class CentionInput(InputChannel):
                                  "recorded (shared state unavailable)",
                                  outcome.answer.errand_id if outcome.answer else "?")
             headers = {"Retry-After": "30"} if outcome.status == 503 else None
+            count_callback(CENTION, outcome.status, outcome.result)
             return response.json(outcome.body(), status=outcome.status, headers=headers)
 
         return webhook

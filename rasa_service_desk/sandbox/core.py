@@ -11,9 +11,12 @@ process:
 - `GET  /_sandbox/state`   -> the simulator's stored objects, for assertions.
 
 A fault is consumed by the next matching request: `status` answers that status (with a
-`Retry-After` for 429), `malformed` answers a body that is not JSON, `delay` holds the
+`Retry-After` for 429), `malformed` answers an HTML page instead of JSON (with `status`, or
+200), `empty` an empty body, `drop` closes the connection without a reply, `delay` holds the
 request that long first (a timeout when it exceeds the client's), `expire_tokens` makes
-every token issued so far expire.
+every token issued so far expire. With `after: true` the vendor processes the request first
+(the ticket, loop or response exists) and only then the reply goes wrong, after `delay`:
+the ambiguous outcomes a gateway or a network produce.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ class Fault:
 
     status: int | None = None
     malformed: bool = False
+    empty: bool = False
+    drop: bool = False
+    after: bool = False
     delay: float = 0.0
     times: int = 1
     path: str = ""
@@ -112,14 +118,32 @@ class Simulator:
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self._take_fault(request)
-        if fault is not None:
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-            if fault.malformed:
-                return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
-            if fault.status:
-                return await self.fault_reply(fault, request)
-        return await handler(request)
+        if fault is None:
+            return await handler(request)
+        processed = await handler(request) if fault.after else None
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        reply = await self._fault_response(fault, request)
+        if reply is not None:
+            return reply
+        return processed if processed is not None else await handler(request)
+
+    async def _fault_response(self, fault: Fault,
+                              request: web.Request) -> web.StreamResponse | None:
+        """The reply a fault puts in place of the vendor's, or None (a delay only)."""
+        if fault.drop:
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("injected: connection dropped")
+        if fault.empty:
+            return web.Response(status=fault.status or 200, body=b"",
+                                content_type="application/json")
+        if fault.malformed:
+            return web.Response(text=f"<html>{fault.status or 502} Bad Gateway</html>",
+                                content_type="text/html", status=fault.status or 200)
+        if fault.status:
+            return await self.fault_reply(fault, request)
+        return None
 
     def app(self) -> web.Application:
         """The aiohttp application: vendor routes plus the control API."""

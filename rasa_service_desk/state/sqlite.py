@@ -1,20 +1,29 @@
 """The embedded default: one SQLite file in WAL mode, for processes on one host.
 
-Every call opens its own short-lived connection in a worker thread, so the store is safe
-across threads, processes and event loops without shared Python state, and a slow lock
-never blocks the event loop. Writers take SQLite's write lock (`BEGIN IMMEDIATE`), which
-makes `claim` and `take_all` atomic across processes. Not for network file systems.
+Each thread has its own connections (opened on first use, reopened after a fork or an
+error), so the store is safe across threads, processes and event loops. A call first runs
+right in the event loop without waiting for any lock (most take well under a millisecond,
+and handing every one to a thread cost more CPU than the work); only when another process
+holds the write lock does it run again in a worker thread, which waits for the lock, so a
+slow lock never blocks the event loop. Writers take SQLite's write lock
+(`BEGIN IMMEDIATE`), which makes `claim` and `take_all` atomic across processes. Commits
+use `synchronous=NORMAL`, WAL's usual setting: a commit survives the process being killed
+(it is in the WAL file), and only a power cut can lose the last ones; with the default
+(FULL) every commit waited for the disk, several milliseconds per submission. Not for
+network file systems.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from rasa_service_desk.state import JsonDict, StateStore, StateUnavailable
@@ -45,6 +54,21 @@ _SCHEMA = (
 )
 
 
+#: SQLite's result codes (the C API's; the sqlite3 module names them from Python 3.11).
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """Whether SQLite refused because another connection holds the lock (nothing was done:
+    the work can run again)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class SqliteStore(StateStore):
     """The state in the SQLite file at `path` (created with its folder if missing)."""
 
@@ -57,6 +81,7 @@ class SqliteStore(StateStore):
             raise ValueError(f"{self.path} is a directory, not a SQLite file")
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self._last_purge = 0.0
+        self._local = threading.local()
         try:
             with self._connection() as connection:
                 connection.execute("PRAGMA journal_mode=WAL")
@@ -71,10 +96,26 @@ class SqliteStore(StateStore):
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS,
-                                     isolation_level=None)
-        with closing(connection):
+        """This thread's connection (one that never waits for a lock inside `_run`'s first
+        try); dropped and reopened next time after any error but a busy lock."""
+        waits = not getattr(self._local, "nonblocking", False)
+        connections: dict[bool, tuple[int, sqlite3.Connection]] = getattr(
+            self._local, "connections", None) or {}
+        self._local.connections = connections
+        pid, connection = connections.get(waits, (0, None))
+        if connection is None or pid != os.getpid():
+            connection = sqlite3.connect(self.path, isolation_level=None,
+                                         timeout=BUSY_TIMEOUT_SECONDS if waits else 0.0)
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connections[waits] = (os.getpid(), connection)
+        try:
             yield connection
+        except BaseException as exc:
+            if not _is_busy(exc):
+                connections.pop(waits, None)
+                with contextlib.suppress(sqlite3.Error):
+                    connection.close()
+            raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -83,22 +124,43 @@ class SqliteStore(StateStore):
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
+                connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                # Nothing of the work stays: `_run` may run it again (after a busy lock).
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
                 raise
-            connection.execute("COMMIT")
-            self._purge_now_and_then(connection)
+        self._purge_now_and_then(connection)
 
     def _purge_now_and_then(self, connection: sqlite3.Connection) -> None:
+        """Delete expired rows now and then. Best effort, after the work committed: an error
+        here must not make `_run` think the work failed (and run it again)."""
         now = time.time()
         if now - self._last_purge < PURGE_INTERVAL_SECONDS:
             return
         self._last_purge = now
-        connection.execute("DELETE FROM entries WHERE expires_at <= ?", (now,))
-        connection.execute("DELETE FROM queue WHERE expires_at <= ?", (now,))
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("DELETE FROM entries WHERE expires_at <= ?", (now,))
+            connection.execute("DELETE FROM queue WHERE expires_at <= ?", (now,))
+            connection.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            self._last_purge = 0.0  # another time
 
     async def _run(self, work: Callable[[], T]) -> T:
+        """`work()` in the event loop if no lock is in the way, else in a thread that waits
+        for it (up to `BUSY_TIMEOUT_SECONDS`)."""
         try:
+            self._local.nonblocking = True
+            try:
+                return work()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+            finally:
+                self._local.nonblocking = False
             return await asyncio.to_thread(work)
         except sqlite3.Error as exc:
             raise StateUnavailable(f"{self.path}: {exc}") from None

@@ -23,6 +23,8 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         naive_requests=20, memory_requests=40, memory_chunk=20, target_concurrency=4,
         scenarios=["noop", "benti", "naive_benti"],
         results_dir=tmp_path_factory.mktemp("bench-results"),
+        p50_concurrency=4, workers=1, cpu_baseline_requests=20, scaling_workers=[1, 2],
+        scaling_concurrency=[4],
     )
     _, folder = run(config)
     return json.loads((folder / "results.json").read_text()), folder
@@ -69,3 +71,18 @@ def test_report_has_table_ratios_targets_and_plot(smoke: tuple[dict, Path]) -> N
     assert data["memory"]["errors"] == 0
     png = (folder / "throughput-latency.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_cpu_per_vendor_call_and_scaling_are_reported(smoke: tuple[dict, Path]) -> None:
+    data, folder = smoke
+    report = (folder / "report.md").read_text()
+    # The no-op ran with Benti's payload, so parsing the same body can be subtracted.
+    assert data["noop_cpu_ms"]["benti"] >= 0
+    assert "| Benti ticket |" in report.split("Server CPU per vendor call")[1]
+    targets = {(t["scenario"], t["name"]): t for t in data["targets"]}
+    assert ("benti", "server CPU per vendor call at 4") in targets
+    # One and two Sanic workers both served every request, each with its own token.
+    scaling = [(lv["workers"], lv["concurrency"], lv["requests"], lv["errors"])
+               for lv in data["scaling"]]
+    assert scaling == [(1, 4, 20, 0), (2, 4, 20, 0)]
+    assert "| 2 | 4 | 20 |" in report and "efficiency" in report

@@ -48,6 +48,8 @@ FREE_TEXT = {
 #: Wrong values beyond what a field's type or URL-ness gives.
 EXTRA_WRONG: dict[str, list[str]] = {
     "LOG_LEVEL": ["loud", "verbose", "5"],
+    "HTTP_POOL_SIZE": ["0", "-1", "70000"],
+    "HTTP_POOL_SIZE_PER_HOST": ["0", "100000"],
     "LOG_PHONE_REGION": ["XX", "Spain", "ES,ZZ"],
     "ACTION_SERVER_TOKEN": ["too-short-token", "has spaces in the middle of it"],
     "ACTION_DEADLINE_SECONDS": ["0", "-1", "121", "nan", "inf"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -83,3 +84,33 @@ async def test_latency_delays_vendor_calls(client: TestClient) -> None:
     started = loop.time()
     await client.get("/items/1")
     assert loop.time() - started >= 0.05
+
+
+@pytest.mark.parametrize(("fault", "status", "body"), [
+    ({"status": 504}, 504, b'{"error": "injected 504"}'),
+    ({"status": 502, "malformed": True}, 502, b"<html>502 Bad Gateway</html>"),
+    ({"malformed": True}, 200, b"<html>502 Bad Gateway</html>"),
+    ({"empty": True}, 200, b""),
+    ({"delay": 0.2}, 201, b'{"id": 1}'),
+])
+async def test_a_fault_after_processing_keeps_what_the_vendor_did(
+    client: TestClient, fault: dict[str, Any], status: int, body: bytes,
+) -> None:
+    await client.post("/_sandbox/faults", json={**fault, "after": True, "path": "/items"})
+    resp = await client.post("/items", json={"a": 1})
+    assert (resp.status, await resp.read()) == (status, body)
+    state = await (await client.get("/_sandbox/state")).json()
+    assert state["items"] == [{"a": 1}]  # processed, whatever the reply said
+
+
+async def test_a_fault_before_processing_leaves_nothing_behind(client: TestClient) -> None:
+    await client.post("/_sandbox/faults", json={"status": 504, "path": "/items"})
+    assert (await client.post("/items", json={"a": 1})).status == 504
+    assert (await (await client.get("/_sandbox/state")).json())["items"] == []
+
+
+async def test_a_dropped_connection_after_processing_has_no_reply(client: TestClient) -> None:
+    await client.post("/_sandbox/faults", json={"drop": True, "after": True, "path": "/items"})
+    with pytest.raises(aiohttp.ClientError):
+        await client.post("/items", json={"a": 1})
+    assert (await (await client.get("/_sandbox/state")).json())["items"] == [{"a": 1}]

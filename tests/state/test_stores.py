@@ -100,6 +100,40 @@ def test_two_processes_share_the_sqlite_file(tmp_path: Path) -> None:
     assert owner is not None and owner.sender_id == "conv-7"
 
 
+async def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(
+        tmp_path: Path) -> None:
+    """Writes run in the event loop while nothing holds the lock; when another process holds
+    SQLite's write lock, the write waits in a thread and the loop keeps serving."""
+    path = tmp_path / "locked.sqlite3"
+    store = open_store(f"sqlite:///{path}")
+    await store.put("ns", "before", {"n": 0})
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(1.0); "
+        "c.execute('COMMIT')"), str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        running = asyncio.create_task(ticker())
+        started = asyncio.get_running_loop().time()
+        assert await store.claim("ns", "k", {"n": 1}) is True
+        waited = asyncio.get_running_loop().time() - started
+        running.cancel()
+    finally:
+        holder.wait(10)
+    assert waited >= 0.5  # it did wait for the other process's lock ...
+    assert ticks >= 20  # ... while the event loop went on
+    assert await store.get("ns", "k") == {"n": 1}
+    assert await store.claim("ns", "k", {"n": 2}) is False
+
+
 async def test_redis_down_is_reported_not_hidden(redis_server: RedisServer) -> None:
     dead = open_store(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(StateUnavailable):

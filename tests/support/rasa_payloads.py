@@ -27,13 +27,15 @@ def load_domain() -> dict[str, Any]:
 
 
 def user_event(text: str, intent: str = "", entities: list[dict[str, Any]] | None = None,
-               metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+               metadata: dict[str, Any] | None = None,
+               input_channel: str = "rest") -> dict[str, Any]:
     return {
         "event": "user", "timestamp": time.time(), "text": text,
         "parse_data": {"intent": {"name": intent, "confidence": 1.0},
                        "entities": entities or [], "text": text, "message_id": uuid.uuid4().hex,
                        "metadata": metadata or {}},
-        "input_channel": "rest", "message_id": uuid.uuid4().hex, "metadata": metadata or {},
+        "input_channel": input_channel, "message_id": uuid.uuid4().hex,
+        "metadata": metadata or {},
     }
 
 
@@ -53,15 +55,17 @@ def webhook_payload(
     active_loop: str | None = None,
     requested_slot: str | None = None,
     metadata: dict[str, Any] | None = None,
+    input_channel: str = "rest",
 ) -> dict[str, Any]:
-    """The body Rasa 3.6 posts to `/webhook` to run `action`."""
+    """The body Rasa 3.6 posts to `/webhook` to run `action`; the latest message came
+    through `input_channel`."""
     sender = sender_id or uuid.uuid4().hex
     all_slots = dict(slots or {})
     if requested_slot is not None:
         all_slots["requested_slot"] = requested_slot
     history = [{"event": "action", "timestamp": time.time(), "name": "action_session_start"},
                *(events or [])]
-    latest = user_event(text, intent, entities, metadata)
+    latest = user_event(text, intent, entities, metadata, input_channel)
     history.append(latest)
     return {
         "next_action": action,
@@ -74,7 +78,7 @@ def webhook_payload(
             "followup_action": None,
             "paused": False,
             "events": history,
-            "latest_input_channel": "rest",
+            "latest_input_channel": input_channel,
             "active_loop": {"name": active_loop} if active_loop else {},
             "latest_action": {"action_name": "action_listen"},
             "latest_action_name": "action_listen",

@@ -29,21 +29,28 @@ from rasa_service_desk.actions.loop.location import (
     chosen_location,
 )
 from rasa_service_desk.actions.loop.survey import is_skip, settings
-from rasa_service_desk.actions.runtime import client, enable
+from rasa_service_desk.actions.runtime import action_deadline, client, enable
+from rasa_service_desk.actions.shared_state import shared_state
+from rasa_service_desk.actions.submissions import record_latest, submission_key, submit_once
 from rasa_service_desk.actions.validation import (
+    bool_slot,
     clean_email,
     clean_line,
     clean_name,
     clean_phone,
     clean_text,
     email_or_phone,
+    text_slot,
+    typed_slot,
     validated_text,
+    wrong_type,
 )
 from rasa_service_desk.clients.errors import RejectedInput
 from rasa_service_desk.clients.loop.client import LoopClient, LoopUser
 
 #: Importing this module enables Loop: its settings are read and checked now.
 enable("loop")
+shared_state()  # checked at start too: submissions are recorded there (exactly once)
 
 DESCRIPTION_SLOT = "loop_description"
 TITLE_SLOT = "loop_title"
@@ -52,6 +59,7 @@ EMAIL_SLOT = "customer_email"
 PHONE_SLOT = "customer_phone"
 NAME_SLOT = "customer_name"
 CREATED_SLOT = "loop_created_loops"
+LOOP_ID_SLOT = "loop_loop_id"
 MIN_DESCRIPTION = 3
 MAX_TITLE = 200
 #: How many created loops a conversation remembers (the most recent ones).
@@ -59,11 +67,15 @@ MAX_RECORDED_LOOPS = 20
 
 
 def custom_field_values(tracker: Tracker, mapping: dict[str, str]) -> dict[str, str]:
-    """Custom field shortcode -> value for every mapped slot that has a value."""
+    """Custom field shortcode -> value for every mapped slot that has a value: text, or a
+    number or yes/no written as text; a list or an object is no field value."""
     values = {}
     for slot, shortcode in mapping.items():
-        value = tracker.get_slot(slot)
+        value = tracker.slots.get(slot)
         if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if isinstance(value, (list, dict)):
+            wrong_type(slot, value, "text or a number")
             continue
         values[shortcode] = value.strip() if isinstance(value, str) else str(value)
     return values
@@ -72,8 +84,8 @@ def custom_field_values(tracker: Tracker, mapping: dict[str, str]) -> dict[str, 
 def recorded_loops(tracker: Tracker) -> list[dict[str, str]]:
     """The loops this conversation created, oldest first: `{"id", "email"?, "sms"?}`.
     Anything else in the slot is ignored."""
-    value = tracker.get_slot(CREATED_SLOT)
-    if not isinstance(value, list):
+    value = typed_slot(tracker, CREATED_SLOT, list, "a list of loops")
+    if value is None:
         return []
     records = []
     for item in value:
@@ -95,34 +107,66 @@ class ActionLoopCreateLoop(IntegrationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
         config = settings()
-        description = clean_text(tracker.get_slot(DESCRIPTION_SLOT), config.max_text_length,
+        description = clean_text(text_slot(tracker, DESCRIPTION_SLOT), config.max_text_length,
                                  MIN_DESCRIPTION)
         if description is None:
             dispatcher.utter_message(response="utter_loop_description_missing")
             return []
         user = LoopUser(
-            name=clean_name(tracker.get_slot(NAME_SLOT)),
-            email=clean_email(tracker.get_slot(EMAIL_SLOT)),
-            sms=clean_phone(tracker.get_slot(PHONE_SLOT)),
+            name=clean_name(text_slot(tracker, NAME_SLOT)),
+            email=clean_email(text_slot(tracker, EMAIL_SLOT)),
+            sms=clean_phone(text_slot(tracker, PHONE_SLOT)),
         )
-        created = await client("loop", LoopClient).create_loop(
-            description,
-            title=clean_line(tracker.get_slot(TITLE_SLOT), MAX_TITLE),
-            user=user,
-            custom_fields=custom_field_values(tracker, config.custom_fields),
-            location=await chosen_location(tracker),
-        )
+        title = clean_line(text_slot(tracker, TITLE_SLOT), MAX_TITLE)
+
+        async def create() -> dict[str, str | None]:
+            created = await client("loop", LoopClient).create_loop(
+                description,
+                title=title,
+                user=user,
+                custom_fields=custom_field_values(tracker, config.custom_fields),
+                location=await chosen_location(tracker),
+            )
+            return {"id": created.id, "url": created.url}
+
+        # One loop per piece of feedback, however often it is sent.
+        key = submission_key(tracker.sender_id, self.name(),
+                             {"description": description, "title": title,
+                              "user": [user.name, user.email, user.sms]})
+        created = await submit_once(key, create, patience=action_deadline() * 0.75,
+                                    reconcile=lambda since: filed_loop(user, description, since))
+        await record_latest(tracker.sender_id, self.name(), LOOP_ID_SLOT, created["id"])
         dispatcher.utter_message(response="utter_loop_created")
-        record = {"id": created.id, **{key: value for key, value in
-                                       (("email", user.email), ("sms", user.sms)) if value}}
+        record = {"id": created["id"], **{key: value for key, value in
+                                          (("email", user.email), ("sms", user.sms)) if value}}
         recorded = [*recorded_loops(tracker), record][-MAX_RECORDED_LOOPS:]
         return [
-            SlotSet("loop_loop_id", created.id),
-            SlotSet("loop_loop_url", created.url),
+            SlotSet(LOOP_ID_SLOT, created["id"]),
+            SlotSet("loop_loop_url", created.get("url")),
             SlotSet(CREATED_SLOT, recorded),
             SlotSet(DESCRIPTION_SLOT, None),
             SlotSet(TITLE_SLOT, None),
         ]
+
+
+#: Loop's clock and ours may differ by this much (seconds) when matching a loop's creation.
+CLOCK_SKEW_SECONDS = 120.0
+
+
+async def filed_loop(user: LoopUser, description: str, since: float) -> dict[str, Any] | None:
+    """The loop an uncertain attempt may have created: one of this customer's loops (found
+    by their email or mobile, the way Loop links a loop to its guest) with the same text,
+    created since the attempt. None when there is none, or no contact to look it up by."""
+    loop_client = client("loop", LoopClient)
+    for contact in ({"email": user.email}, {"sms": user.sms}):
+        if not any(contact.values()):
+            continue
+        for account in await loop_client.users(**contact):
+            for loop in await loop_client.loops_for_customer(account.id):
+                created = (loop.created_on or 0) / 1000
+                if loop.description == description and created >= since - CLOCK_SKEW_SECONDS:
+                    return {"id": loop.id, "url": None}
+    return None
 
 
 class ValidateLoopFeedbackForm(LocationChoice, TextSlotForm):
@@ -146,12 +190,12 @@ class ValidateLoopFeedbackForm(LocationChoice, TextSlotForm):
         # for, which makes the SDK run `validate_customer_email` on it.
         # An answer extracted in this very turn is not known yet either: it must stay in the
         # list to be validated (and kept).
-        email = tracker.get_slot(EMAIL_SLOT)
+        email = text_slot(tracker, EMAIL_SLOT)
         just_answered = EMAIL_SLOT in tracker.slots_to_validate()
         known = (email is not None and clean_email(email) == email and not just_answered) or (
-            clean_phone(tracker.get_slot(PHONE_SLOT)) is not None)
+            clean_phone(text_slot(tracker, PHONE_SLOT)) is not None)
         slots = await self.location_slots(domain_slots, tracker)
-        if known or tracker.get_slot(SKIPPED_SLOT):
+        if known or bool_slot(tracker, SKIPPED_SLOT):
             return [slot for slot in slots if slot != EMAIL_SLOT]
         return slots
 

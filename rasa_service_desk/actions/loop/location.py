@@ -34,6 +34,7 @@ from rasa_service_desk.actions.loop.common import (
     loop_client,
     settings,
 )
+from rasa_service_desk.actions.validation import text_slot
 from rasa_service_desk.clients.errors import IntegrationError
 from rasa_service_desk.clients.loop.models import Location, localized
 
@@ -45,7 +46,8 @@ _SPACES = re.compile(r"\s+")
 
 
 def _norm(text: Any) -> str:
-    return _SPACES.sub(" ", str(text)).strip().casefold() if text is not None else ""
+    """Text without case or extra spaces; "" for anything but text (it names nothing)."""
+    return _SPACES.sub(" ", text).strip().casefold() if isinstance(text, str) else ""
 
 
 def location_title(location: Location, language: str | None) -> str:
@@ -77,8 +79,8 @@ async def chosen_location(tracker: Tracker) -> Location | None:
     account's locations; None means `LOOP_LOCATION`."""
     if not choose_location_enabled():
         return None
-    value = tracker.get_slot(LOCATION_SLOT)
-    if not isinstance(value, str) or not value:
+    value = text_slot(tracker, LOCATION_SLOT)
+    if not value:
         return None
     return next((loc for loc in await loop_client().locations() if loc.id == value), None)
 
@@ -106,7 +108,7 @@ class LocationChoice:
             locations = await loop_client().locations()
         except IntegrationError:
             return True  # `action_ask_loop_location` reports the failure and ends the form
-        value = tracker.get_slot(LOCATION_SLOT)
+        value = text_slot(tracker, LOCATION_SLOT)
         if any(loc.id == value for loc in locations):
             return False
         return len(locations) > 1
@@ -160,7 +162,7 @@ class ActionAskLoopLocation(IntegrationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
         locations = await loop_client().locations()
-        language = tracker.get_slot(LANGUAGE_SLOT)
+        language = text_slot(tracker, LANGUAGE_SLOT)
         titles = [location_title(loc, language) for loc in locations]
         buttons = [
             {"title": title,

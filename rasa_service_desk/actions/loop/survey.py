@@ -51,8 +51,17 @@ from rasa_service_desk.actions.loop.location import (
     LocationChoice,
     chosen_location,
 )
-from rasa_service_desk.actions.runtime import client, enable
-from rasa_service_desk.actions.validation import clean_line, clean_text
+from rasa_service_desk.actions.runtime import action_deadline, client, enable
+from rasa_service_desk.actions.shared_state import shared_state
+from rasa_service_desk.actions.submissions import record_latest, submission_key, submit_once
+from rasa_service_desk.actions.validation import (
+    clean_line,
+    clean_text,
+    mapping_slot,
+    text_list_slot,
+    text_slot,
+    wrong_type,
+)
 from rasa_service_desk.clients.compat import dump_model, parse_model
 from rasa_service_desk.clients.errors import MalformedReply, RejectedInput
 from rasa_service_desk.clients.loop.client import LoopClient
@@ -60,6 +69,7 @@ from rasa_service_desk.clients.loop.models import BOOL, TEXT, Question, Survey, 
 
 #: Importing this module enables Loop: its settings are read and checked now.
 enable("loop")
+shared_state()  # checked at start too: submissions are recorded there (exactly once)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +78,7 @@ ANSWER_SLOT = "loop_answer"
 ANSWERS_SLOT = "loop_answers"
 ORDER_SLOT = "loop_question_order"
 SURVEY_SLOT = "loop_survey"
+RESPONSE_ID_SLOT = "loop_response_id"
 REFERENCE_SLOT = "loop_survey_reference"
 MAX_REFERENCE = 200
 LANGUAGE_SLOT = "language"
@@ -91,7 +102,8 @@ _PUNCTUATION = re.compile(r"[\s.,!?;:]+")
 
 
 def _normalise(text: Any) -> str:
-    return _PUNCTUATION.sub(" ", str(text)).strip().casefold() if text is not None else ""
+    """The words of a typed answer; "" for anything but text (never an answer)."""
+    return _PUNCTUATION.sub(" ", text).strip().casefold() if isinstance(text, str) else ""
 
 
 def parse_bool(text: Any) -> bool | None:
@@ -115,12 +127,13 @@ def is_skip(text: Any) -> bool:
 
 def stored_survey(tracker: Tracker) -> Survey | None:
     """The survey this conversation runs, as loaded by `action_ask_loop_answer`."""
-    data = tracker.get_slot(SURVEY_SLOT)
-    if not isinstance(data, dict):
+    data = mapping_slot(tracker, SURVEY_SLOT)
+    if data is None:
         return None
     try:
         return parse_model(Survey, data, "loop")
     except MalformedReply:
+        wrong_type(SURVEY_SLOT, data, "a Loop survey")
         return None
 
 
@@ -132,16 +145,24 @@ def question_order(survey: Survey, stored: Any, rng: random.Random | None = None
     """The conversation's question order: the stored one while it fits the survey, else the
     survey's order, shuffled once when the survey asks for randomisation."""
     ids = [q.categoryId for q in answerable(survey)]
-    if isinstance(stored, list) and sorted(stored) == sorted(ids):
-        return [str(item) for item in stored]
+    if (isinstance(stored, list) and all(isinstance(item, str) for item in stored)
+            and sorted(stored) == sorted(ids)):
+        return list(stored)
     if survey.randomized:
         return (rng or random.Random()).sample(ids, len(ids))
     return ids
 
 
 def answers_of(tracker: Tracker) -> dict[str, Any]:
-    value = tracker.get_slot(ANSWERS_SLOT)
-    return dict(value) if isinstance(value, dict) else {}
+    """The answers so far (categoryId -> yes/no, text, or None when skipped); any other
+    shape counts as no answers yet, so the survey is asked again from its first question."""
+    value = mapping_slot(tracker, ANSWERS_SLOT)
+    if value is None:
+        return {}
+    if not all(answer is None or isinstance(answer, (bool, str)) for answer in value.values()):
+        wrong_type(ANSWERS_SLOT, value, "survey answers")
+        return {}
+    return value
 
 
 def current_question(survey: Survey, order: list[str], answers: dict[str, Any]
@@ -192,7 +213,7 @@ class ActionAskLoopAnswer(IntegrationAction):
         if survey is None:
             survey = await client("loop", LoopClient).survey(await chosen_location(tracker))
             events.append(SlotSet(SURVEY_SLOT, dump_model(survey)))
-        stored_order = tracker.get_slot(ORDER_SLOT)
+        stored_order = text_list_slot(tracker, ORDER_SLOT)
         order = question_order(survey, stored_order)
         if order != stored_order:
             events.append(SlotSet(ORDER_SLOT, order))
@@ -200,7 +221,7 @@ class ActionAskLoopAnswer(IntegrationAction):
         question = current_question(survey, order, answers)
         if question is None:
             return [*events, SlotSet(REQUESTED_SLOT, None)]
-        language = tracker.get_slot(LANGUAGE_SLOT)
+        language = text_slot(tracker, LANGUAGE_SLOT)
         fallback = settings().fallback_language
         if question.type == BOOL:
             response = "utter_loop_ask_bool"
@@ -234,7 +255,7 @@ class ValidateLoopSurveyForm(LocationChoice, TextSlotForm):
     ) -> list[str]:
         survey = stored_survey(tracker)
         if survey is not None:
-            order = question_order(survey, tracker.get_slot(ORDER_SLOT))
+            order = question_order(survey, text_list_slot(tracker, ORDER_SLOT))
             if current_question(survey, order, answers_of(tracker)) is None:
                 return []
         return await self.location_slots(domain_slots, tracker)
@@ -249,7 +270,7 @@ class ValidateLoopSurveyForm(LocationChoice, TextSlotForm):
         survey = stored_survey(tracker)
         if survey is None:
             return {ANSWER_SLOT: None}
-        order = question_order(survey, tracker.get_slot(ORDER_SLOT))
+        order = question_order(survey, text_list_slot(tracker, ORDER_SLOT))
         answers = answers_of(tracker)
         question = current_question(survey, order, answers)
         if question is None:
@@ -302,17 +323,26 @@ class ActionLoopSubmitSurvey(IntegrationAction):
         if not values:
             dispatcher.utter_message(response="utter_loop_survey_thanks")
             return done
-        reference = clean_line(tracker.get_slot(REFERENCE_SLOT), MAX_REFERENCE)
-        receipt = await client("loop", LoopClient).submit_response(
-            survey, values, location=await chosen_location(tracker), reference=reference)
+        reference = clean_line(text_slot(tracker, REFERENCE_SLOT), MAX_REFERENCE)
+
+        async def submit() -> dict[str, str | None]:
+            receipt = await client("loop", LoopClient).submit_response(
+                survey, values, location=await chosen_location(tracker), reference=reference)
+            return {"id": receipt.id, "loopId": receipt.loopId, "loopUrl": receipt.loopUrl}
+
+        # One response per completed survey, however often it is sent.
+        key = submission_key(tracker.sender_id, self.name(),
+                             {"survey": survey.id, "answers": values, "reference": reference})
+        receipt = await submit_once(key, submit, patience=action_deadline() * 0.75)
+        await record_latest(tracker.sender_id, self.name(), RESPONSE_ID_SLOT, receipt["id"])
         if reference:
             done.append(SlotSet(REFERENCE_SLOT, None))
         dispatcher.utter_message(response="utter_loop_survey_thanks")
-        if receipt.loopId:
+        if receipt.get("loopId"):
             dispatcher.utter_message(response="utter_loop_follow_up")
         return [
-            SlotSet("loop_response_id", receipt.id),
-            SlotSet("loop_loop_id", receipt.loopId),
-            SlotSet("loop_loop_url", receipt.loopUrl),
+            SlotSet(RESPONSE_ID_SLOT, receipt["id"]),
+            SlotSet("loop_loop_id", receipt.get("loopId")),
+            SlotSet("loop_loop_url", receipt.get("loopUrl")),
             *done,
         ]

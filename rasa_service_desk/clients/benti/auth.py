@@ -155,7 +155,7 @@ class TokenKeeper:
             reply = await self._http.request_json(
                 "POST", f"{self.auth_url}/{API_VERSION}/auth",
                 json_body={"secret": secret.get_secret_value() if secret is not None else ""},
-                headers=self.key_header(), idempotent=True,
+                headers=self.key_header(), idempotent=True, operation="authenticate",
             )
         except (AuthenticationError, RejectedInput) as exc:  # not 429/5xx: those stay as they are
             error = auth_refused(exc)
@@ -167,7 +167,7 @@ class TokenKeeper:
     async def _refresh(self, current: Session) -> AuthReply:
         reply = await self._http.request_json(
             "POST", f"{self.auth_url}/{API_VERSION}/refreshToken",
-            headers=self.headers(current), idempotent=True,
+            headers=self.headers(current), idempotent=True, operation="refresh_token",
         )
         logger.info("benti: access token refreshed")
         return parse_model(AuthReply, reply, VENDOR)
@@ -176,6 +176,7 @@ class TokenKeeper:
         reply = await self._http.request_json(
             "GET", f"{self.auth_url}/{API_VERSION}/apis",
             headers={**self.key_header(), "Authorization": f"Bearer {token}"},
+            operation="discover_apis",
         )
         return parse_model(ApisReply, reply, VENDOR).apis
 

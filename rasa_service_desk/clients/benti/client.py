@@ -100,7 +100,8 @@ class BentiClient:
             body["queue"] = self.settings.queue
         if self.settings.source is not None:
             body["source"] = self.settings.source
-        reply = parse_model(TicketReply, (await self._call("POST", "/tickets", body)).json(),
+        reply = parse_model(TicketReply, (await self._call("POST", "/tickets", body,
+                                                         operation="create_ticket")).json(),
                             VENDOR)
         ticket_id = reply.full_uuid or reply.uuid or (
             str(reply.id) if reply.id not in (None, "") else None)
@@ -113,14 +114,16 @@ class BentiClient:
     # -- users -------------------------------------------------------------------
     async def find_user(self, address: str) -> Identifier | None:
         """The id of the Benti user with this address, if there is one."""
-        reply = await self._call("GET", "/users", params={"address": address})
+        reply = await self._call("GET", "/users", params={"address": address},
+                                 operation="find_user")
         users = parse_model(UserList, reply.json(), VENDOR).data
         return users[0].id if users else None
 
     async def create_user(self, name: str, address: str) -> Identifier:
         reply = parse_model(
             CreatedObject,
-            (await self._call("POST", "/users", {"name": name, "address": address})).json(),
+            (await self._call("POST", "/users", {"name": name, "address": address},
+                              operation="create_user")).json(),
             VENDOR,
         )
         user_id = reply.uuid if reply.uuid not in (None, "") else reply.id
@@ -170,7 +173,9 @@ class BentiClient:
         body = {"name": attachment.name,
                 "content": base64.b64encode(attachment.content).decode("ascii")}
         reply = parse_model(
-            CreatedObject, (await self._call("POST", "/media", body, idempotent=True)).json(),
+            CreatedObject,
+            (await self._call("POST", "/media", body, idempotent=True,
+                              operation="upload_media")).json(),
             VENDOR,
         )
         media_id = reply.identifier()
@@ -181,7 +186,7 @@ class BentiClient:
     # -- transport ---------------------------------------------------------------
     async def _call(self, method: str, path: str, json_body: Any = None, *,
                     params: Mapping[str, str] | None = None,
-                    idempotent: bool | None = None) -> HttpResponse:
+                    idempotent: bool | None = None, operation: str) -> HttpResponse:
         """A ticketing call with the current token; on 401/403 the token is dropped, a new
         one obtained by authenticating again, and the call repeated once.
 
@@ -194,7 +199,8 @@ class BentiClient:
         try:
             return await self._http.request(
                 method, session.ticketing_url + path, json_body=json_body, params=params,
-                headers=self._tokens.headers(session), idempotent=idempotent)
+                headers=self._tokens.headers(session), idempotent=idempotent,
+                operation=operation)
         except AuthenticationError as exc:
             logger.info("benti: token refused (HTTP %s), authenticating again and retrying once",
                         exc.status)
@@ -203,7 +209,8 @@ class BentiClient:
         try:
             return await self._http.request(
                 method, session.ticketing_url + path, json_body=json_body, params=params,
-                headers=self._tokens.headers(session), idempotent=idempotent)
+                headers=self._tokens.headers(session), idempotent=idempotent,
+                operation=operation)
         except AuthenticationError as exc:
             raise AuthenticationError(
                 VENDOR, f"ticketing API refused a new token (HTTP {exc.status}); check that "

@@ -45,6 +45,9 @@ from rasa_service_desk.state import StateUnavailable
 logger = logging.getLogger(__name__)
 
 VENDOR = "cention"
+#: The input channel the connector gives an agent's answer: the answer action trusts a
+#: `cention_agent_answer` message only when it came through this channel.
+CALLBACK_CHANNEL = "cention"
 CALLBACK_TYPE = "c3_callback_answer_errands"
 ERRAND_TYPE = "c3_answer_errands"
 ATTACHMENT_TYPE = "c3_response_attachments"
@@ -316,6 +319,7 @@ class AttachmentFetcher:
             reply = await self.http.request(
                 "GET", link.url, headers=headers, params={"without_content": "true"},
                 allow_redirects=False, max_body_bytes=MAX_ATTACHMENT_DOCUMENT_BYTES,
+                operation="attachment_name",
             )
             document = parse_model(AttachmentDocument, reply.json(), VENDOR)
         except IntegrationError as exc:

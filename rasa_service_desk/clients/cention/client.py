@@ -36,7 +36,7 @@ from rasa_service_desk.clients.cention.errands import (
     ErrandReport,
     parse_report,
 )
-from rasa_service_desk.clients.cention.html import html_to_text
+from rasa_service_desk.clients.cention.html import library_text
 from rasa_service_desk.clients.cention.models import Document, LibraryQuestion, Resource, error_text
 from rasa_service_desk.clients.cention.settings import CentionSettings
 from rasa_service_desk.clients.compat import parse_model
@@ -183,7 +183,8 @@ class CentionClient:
         strategy = self.settings.search_strategy
         for phrase in search_queries(query, strategy, self.settings.search_fallback_queries):
             document = await self._get(
-                QUESTION_TYPE, {"q_filter[phrase]": phrase, "q_filter[option]": "all"}
+                "search_questions", QUESTION_TYPE,
+                {"q_filter[phrase]": phrase, "q_filter[option]": "all"},
             )
             found = self._visible(document, allowed)
             if found:
@@ -192,12 +193,13 @@ class CentionClient:
 
     async def _popular(self) -> list[LibraryQuestion]:
         allowed = await self._allowed_questions()
-        document = await self._get(QUESTION_TYPE, {"filter[toplist]": "true"})
+        document = await self._get("popular_questions", QUESTION_TYPE,
+                                        {"filter[toplist]": "true"})
         return self._visible(document, allowed)
 
     async def _question(self, question_id: str) -> LibraryQuestion | None:
         try:
-            document = await self._get(f"{QUESTION_TYPE}/{question_id}")
+            document = await self._get("get_question", f"{QUESTION_TYPE}/{question_id}")
         except RejectedInput as exc:
             if exc.status == 404:
                 return None
@@ -225,7 +227,7 @@ class CentionClient:
         Categories are not followed: in Cention a category can group questions of several
         libraries, internal ones included, so only a library's own `questions` count.
         """
-        document = await self._get("c3_external_libraries")
+        document = await self._get("list_libraries", "c3_external_libraries")
         libraries = {r.key: r for r in document.resources()}
         allowed: set[str] = set()
         seen: set[str] = set()
@@ -260,7 +262,8 @@ class CentionClient:
         if errand.answer is not None:
             attributes["answer"] = errand.answer.as_json()
         body = {"data": {"type": "c3_new_errands", "attributes": attributes}}
-        reply = await self._post("c3_new_errands", body, self.settings.errand_jwt)
+        reply = await self._post("create_errand", "c3_new_errands", body,
+                                 self.settings.errand_jwt)
         created = self._document(reply).resources()
         if len(created) != 1 or created[0].type != "c3_new_errands" or not created[0].key:
             raise MalformedReply(VENDOR, "c3_new_errands reply without an errand id")
@@ -279,7 +282,7 @@ class CentionClient:
         token = self.report_jwt
         try:
             document = await self._get(
-                f"{REPORT_TYPE}/{errand_id}",
+                "errand_report", f"{REPORT_TYPE}/{errand_id}",
                 {f"fields[{REPORT_TYPE}]": ",".join(REPORT_FIELDS)},
                 token=token,
             )
@@ -305,7 +308,8 @@ class CentionClient:
         body = {"data": {"type": "c3_dirty_errand_list",
                          "attributes": {"errands": [int(errand_id)]}}}
         try:
-            await self._post("c3_dirty_errand_list", body, token, idempotent=True)
+            await self._post("mark_errand_changed", "c3_dirty_errand_list", body, token,
+                             idempotent=True)
         except IntegrationError as exc:
             logger.warning("cention errand %s: could not mark it changed again after "
                            "reading its report (%s)", errand_id, type(exc).__name__)
@@ -317,7 +321,7 @@ class CentionClient:
             raise RejectedInput(VENDOR, "an errand id is a number")
         body = {"data": {"type": "c3_end_errands", "attributes": {
             "errand_id": int(errand_id), "answer": answer.as_json()}}}
-        reply = await self._post("c3_end_errands", body, self.settings.errand_jwt)
+        reply = await self._post("end_errand", "c3_end_errands", body, self.settings.errand_jwt)
         # The doc shows no reply: any success counts (the errand may well be closed now),
         # unless it is a JSON:API error document.
         try:
@@ -337,7 +341,7 @@ class CentionClient:
         body = {"data": {"type": "c3_contact_cards", "attributes": {"contacts": contacts}}}
         token = self._claim_jwt("contact_token")
         try:
-            reply = await self._post("c3_contact_cards", body, token)
+            reply = await self._post("save_contact_card", "c3_contact_cards", body, token)
         except AuthenticationError as exc:
             raise AuthenticationError(
                 VENDOR, f"contact card refused ({exc.message}): the token needs the "
@@ -372,15 +376,17 @@ class CentionClient:
             raise ConfigurationError(VENDOR, "no token configured for this request")
         return {"Authorization": f"Bearer {jwt}", "Accept": JSONAPI_MEDIA_TYPE}
 
-    async def _get(self, path: str, params: Mapping[str, str] | None = None,
+    # `operation` names each call in metrics and traces (never the path: it carries ids).
+    async def _get(self, operation: str, path: str, params: Mapping[str, str] | None = None,
                    token: str | None = None) -> Document:
         jwt = self.settings.library_jwt if token is None else token
         reply = await self.http.request(
-            "GET", self._url(path), params=params, headers=self._headers(jwt)
+            "GET", self._url(path), params=params, headers=self._headers(jwt),
+            operation=operation,
         )
         return self._document(reply)
 
-    async def _post(self, path: str, body: Any, token: str,
+    async def _post(self, operation: str, path: str, body: Any, token: str,
                     idempotent: bool | None = None) -> HttpResponse:
         return await self.http.request(
             "POST",
@@ -388,6 +394,7 @@ class CentionClient:
             data=json.dumps(body).encode(),
             headers={**self._headers(token), "Content-Type": JSONAPI_MEDIA_TYPE},
             idempotent=idempotent,
+            operation=operation,
         )
 
     def _document(self, reply: HttpResponse) -> Document:
@@ -405,13 +412,13 @@ def _text(value: Any) -> str:
 
 def _library_question(resource: Resource) -> LibraryQuestion:
     attributes = resource.attributes
-    subject = html_to_text(_text(attributes.get("subject")))
-    question = html_to_text(_text(attributes.get("question")))
+    subject = library_text(_text(attributes.get("subject")))
+    question = library_text(_text(attributes.get("question")))
     answer_html = _text(attributes.get("answer"))
     return LibraryQuestion(
         id=resource.key,
         title=subject or question.split("\n", 1)[0],
         question=question,
-        answer=html_to_text(answer_html),
+        answer=library_text(answer_html),
         answer_html=answer_html,
     )

@@ -9,6 +9,7 @@ can show: links become `text (url)`, and only web, mail and phone links survive,
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import html2text
 
@@ -68,3 +69,9 @@ def html_to_text(html: str) -> str:
     text = _TABLE_RULE.sub("", text)
     text = _TRAILING_SPACE.sub("", text)
     return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+#: `html_to_text` for library content, cached (bounded): the same questions and answers come
+#: back in search after search, and parsing their HTML was the largest cost of a library
+#: answer in the action server. Not for agents' answers (each is new, and personal).
+library_text = lru_cache(maxsize=2048)(html_to_text)

@@ -118,14 +118,16 @@ class ImbeeClient:
         """Register (or find again) the external user `user_id`."""
         body = {"uniqueIdSha": user_id, "hardwareId": user_id, **DEVICE}
         return await self._post(
-            USER_PATH, body, self._corporate_headers(), ExternalUser, VendorUnavailable
+            USER_PATH, body, self._corporate_headers(), ExternalUser, VendorUnavailable,
+            "create_external_user",
         )
 
     async def create_chat(self, user: ExternalUser, agent_id: str) -> Chat:
         """Open (or find again) the chat between `user` and the agent."""
         headers = self._headers(user.apikey.get_secret_value())
         body = {"type": "chat", "contacts": [{"idsha": agent_id}]}
-        return await self._post(CHAT_PATH, body, headers, Chat, VendorUnavailable)
+        return await self._post(CHAT_PATH, body, headers, Chat, VendorUnavailable,
+                                "create_chat")
 
     async def create_access_token(
         self,
@@ -150,7 +152,8 @@ class ImbeeClient:
         if phone:
             body["celullar"] = phone  # the API's own spelling
         token = await self._post(
-            TOKEN_PATH, body, self._corporate_headers(), AccessToken, RejectedInput
+            TOKEN_PATH, body, self._corporate_headers(), AccessToken, RejectedInput,
+            "create_access_token",
         )
         if not token.url.startswith(("https://", "http://")):
             raise MalformedReply(VENDOR, f"{TOKEN_PATH} returned a link that is not a web URL")
@@ -205,11 +208,12 @@ class ImbeeClient:
         headers: Mapping[str, str],
         model: type[M],
         refusal: type[IntegrationError],
+        operation: str,
     ) -> M:
         try:
             reply = await self._http.request(
                 "POST", self.settings.host + path, json_body=dict(body), headers=headers,
-                idempotent=True,
+                idempotent=True, operation=operation,
             )
         except RejectedInput as exc:
             if refusal is RejectedInput:

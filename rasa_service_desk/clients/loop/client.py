@@ -153,18 +153,21 @@ class LoopClient:
     def _params(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {**(extra or {}), "authToken": self.settings.auth_token.get_secret_value()}
 
-    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        return await self._http.request_json("GET", self._url(path), params=self._params(params))
+    # `operation` names each call in metrics and traces (never the path: it carries ids).
+    async def _get(self, operation: str, path: str,
+                   params: Mapping[str, str] | None = None) -> Any:
+        return await self._http.request_json("GET", self._url(path), params=self._params(params),
+                                             operation=operation)
 
-    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+    async def _post(self, operation: str, path: str, body: dict[str, Any]) -> Any:
         return await self._http.request_json(
-            "POST", self._url(path), json_body=body, params=self._params()
+            "POST", self._url(path), json_body=body, params=self._params(), operation=operation
         )
 
-    async def _lookup(self, path: str, setting: str, what: str) -> Any:
+    async def _lookup(self, operation: str, path: str, setting: str, what: str) -> Any:
         """GET a single configured object; a 404 means the setting names nothing."""
         try:
-            return await self._get(path)
+            return await self._get(operation, path)
         except RejectedInput as exc:
             if exc.status == 404:
                 raise ConfigurationError(VENDOR, f"{setting}: Loop knows no such {what}") from None
@@ -204,7 +207,7 @@ class LoopClient:
             now = self._clock()
             if self._location_list is not None and now - self._location_list[0] < ttl:
                 return list(self._location_list[1])
-            body = await self._get("/locations")
+            body = await self._get("list_locations", "/locations")
             listing = self._parse_all(Location, self._items(body, "locations"))
             self._location_list = (now, listing)
             return list(listing)
@@ -235,7 +238,7 @@ class LoopClient:
                 raise ConfigurationError(VENDOR, "LOOP_LOCATION: Loop knows no such location")
         else:
             body = await self._lookup(
-                f"/locations/{quote(key, safe='')}", "LOOP_LOCATION", "location"
+                "get_location", f"/locations/{quote(key, safe='')}", "LOOP_LOCATION", "location"
             )
             found = parse_model(Location, self._single(body, "location", "locations"), VENDOR)
         return found
@@ -244,7 +247,7 @@ class LoopClient:
         """The account's loop types, fetched once (they are account configuration)."""
         async with self._lock:
             if self._loop_types is None:
-                body = await self._get("/looptypes")
+                body = await self._get("list_loop_types", "/looptypes")
                 self._loop_types = self._parse_all(
                     LoopType, self._items(body, "loopTypes", "looptypes", "loop_types", "types")
                 )
@@ -270,7 +273,7 @@ class LoopClient:
             if cached is not None:
                 return cached
             body = await self._lookup(
-                f"/customfields/{quote(shortcode, safe='')}",
+                "get_custom_field", f"/customfields/{quote(shortcode, safe='')}",
                 "LOOP_CUSTOM_FIELDS",
                 f"custom field {shortcode!r}",
             )
@@ -282,7 +285,7 @@ class LoopClient:
 
     async def custom_fields(self) -> list[CustomField]:
         """Every custom field of the account (not cached: for setup and diagnostics)."""
-        body = await self._get("/customfields")
+        body = await self._get("list_custom_fields", "/customfields")
         return self._parse_all(CustomField, self._items(body, "customfields", "customFields"))
 
     # -- surveys ---------------------------------------------------------------------
@@ -304,7 +307,8 @@ class LoopClient:
             return survey
 
     async def survey_by_shortcode(self, shortcode: str) -> Survey:
-        body = await self._lookup(f"/surveys/{quote(shortcode, safe='')}", "LOOP_SURVEY", "survey")
+        body = await self._lookup("get_survey", f"/surveys/{quote(shortcode, safe='')}",
+                                  "LOOP_SURVEY", "survey")
         return parse_model(Survey, self._single(body, "survey", "surveys"), VENDOR)
 
     async def survey_for_location(self, location: Location | None = None) -> Survey:
@@ -315,7 +319,8 @@ class LoopClient:
         """
         location = location or await self.location()
         try:
-            body = await self._get("/surveys", {"location": location.shortcode or location.id})
+            body = await self._get("location_surveys", "/surveys",
+                                   {"location": location.shortcode or location.id})
         except RejectedInput as exc:
             if exc.status != 404:
                 raise
@@ -332,7 +337,8 @@ class LoopClient:
 
     async def surveys(self) -> list[Survey]:
         """Every survey of the account."""
-        return self._parse_all(Survey, self._items(await self._get("/surveys"), "surveys"))
+        return self._parse_all(Survey, self._items(await self._get("list_surveys", "/surveys"),
+                                                       "surveys"))
 
     async def submit_response(
         self,
@@ -375,7 +381,7 @@ class LoopClient:
         }
         if self.settings.device_id:
             body["deviceId"] = self.settings.device_id
-        reply = await self._post("/responses", body)
+        reply = await self._post("submit_survey", "/responses", body)
         receipt = parse_model(ResponseReceipt, reply, VENDOR)
         logger.info("loop: response %s stored%s", receipt.id,
                     f", loop {receipt.loopId} opened" if receipt.loopId else "")
@@ -438,7 +444,7 @@ class LoopClient:
             fields.append({field.id: value})
         if fields:
             body["customFields"] = fields
-        reply = await self._post("/loops", body)
+        reply = await self._post("create_loop", "/loops", body)
         if isinstance(reply, dict) and "id" not in reply and "loopId" in reply:
             reply = {"id": reply["loopId"], "url": reply.get("loopUrl")}
         created = parse_model(CreatedLoop, reply, VENDOR)
@@ -448,7 +454,7 @@ class LoopClient:
     async def loops_for_customer(self, customer_id: str) -> list[LoopSummary]:
         """Every loop created by the Loop user `customer_id`, most recent first (Loop
         documents no order)."""
-        body = await self._get("/loops", {"customer": customer_id})
+        body = await self._get("customer_loops", "/loops", {"customer": customer_id})
         return recent_first(self._parse_all(LoopSummary, self._items(body, "loops")))
 
     # -- guests ----------------------------------------------------------------------
@@ -462,7 +468,7 @@ class LoopClient:
         query = {key: value for key, value in (("email", email), ("sms", sms)) if value}
         if len(query) != 1:
             raise ValueError("look users up by exactly one of email or sms")
-        body = await self._get("/users/", query)
+        body = await self._get("find_user", "/users/", query)
         return self._parse_all(UserAccount, self._items(body, "users"))
 
     async def invite_url(
@@ -478,7 +484,8 @@ class LoopClient:
         body: dict[str, Any] = {"locationId": place.id}
         if user is not None:
             body.update(user.as_json())
-        link = parse_model(InviteLink, await self._post("/invite/url", body), VENDOR)
+        link = parse_model(InviteLink,
+                           await self._post("create_invite_link", "/invite/url", body), VENDOR)
         logger.info("loop: %s invite URL created", "personal" if link.guestId else "generic")
         return link
 
