@@ -55,7 +55,9 @@ types: .venv/.ok
 redis:
 	scripts/ensure-redis
 
+# Rasa's environment first: one test drives Rasa's own action client against the server.
 unit: .venv/.ok redis
+	scripts/with-rasa-env $(MAKE) .venv-rasa/.ok
 	scripts/pytest .venv -m "not rasa and not e2e and not newbot" --ignore=tests/connectors \
 	    --ignore=tests/rasa
 
