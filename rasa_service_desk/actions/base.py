@@ -19,6 +19,7 @@ import asyncio
 import inspect
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from rasa_sdk import Action, Tracker
@@ -26,7 +27,14 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.runtime import action_deadline
-from rasa_service_desk.actions.submissions import SubmissionInProgress
+from rasa_service_desk.actions.submissions import (
+    JsonDict,
+    Reconcile,
+    SubmissionInProgress,
+    record_latest,
+    submission_key,
+    submit_once,
+)
 from rasa_service_desk.clients.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -55,6 +63,8 @@ DEFAULT_ERROR_RESPONSES: dict[type[IntegrationError], str] = {
 }
 UNEXPECTED_ERROR_RESPONSE = "utter_something_went_wrong"
 PENDING_ACTION_SLOT = "pending_action"
+#: Share of the action's deadline a request waits for an identical one in flight.
+SUBMISSION_PATIENCE = 0.75
 
 
 class IntegrationAction(Action, ABC):
@@ -108,6 +118,19 @@ class IntegrationAction(Action, ABC):
                 if cls in mapping:
                     return mapping[cls]
         return UNEXPECTED_ERROR_RESPONSE
+
+    async def file_once(self, tracker: Tracker, content: dict[str, Any],
+                        send: Callable[[], Awaitable[JsonDict]], *, confirm_slot: str,
+                        reconcile: Reconcile | None = None) -> JsonDict:
+        """`send()` the submission `content` at most once for this action in this
+        conversation (`rasa_service_desk.actions.submissions`), and remember that the
+        outcome's `id` belongs in `confirm_slot` (how "try again" tells a lost reply).
+        Waits for an identical request in flight for most of the action's deadline."""
+        key = submission_key(tracker.sender_id, self.name(), content)
+        outcome = await submit_once(key, send, action_deadline() * SUBMISSION_PATIENCE,
+                                    reconcile)
+        await record_latest(tracker.sender_id, self.name(), confirm_slot, outcome["id"])
+        return outcome
 
     def failure_events(self, exc: IntegrationError, tracker: Tracker) -> EventList:
         """Extra events to return after a failure. None by default, so every slot is kept."""

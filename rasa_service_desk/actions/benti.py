@@ -17,9 +17,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
 from rasa_service_desk.actions.forms import TextSlotForm
-from rasa_service_desk.actions.runtime import action_deadline, client, enable
+from rasa_service_desk.actions.runtime import client, enable
 from rasa_service_desk.actions.shared_state import shared_state
-from rasa_service_desk.actions.submissions import record_latest, submission_key, submit_once
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import (
     EMAIL_SLOT,
@@ -144,11 +143,9 @@ class ActionBentiCreateTicket(IntegrationAction):
             return {"id": ticket.id, "reference": ticket.reference}
 
         # The same ticket asked for twice (a double click, a repeat) is filed once.
-        key = submission_key(tracker.sender_id, self.name(),
-                             {"name": name, "email": email, "title": title,
-                              "description": description})
-        ticket = await submit_once(key, file_ticket, patience=action_deadline() * 0.75)
-        await record_latest(tracker.sender_id, self.name(), TICKET_ID_SLOT, ticket["id"])
+        ticket = await self.file_once(
+            tracker, {"name": name, "email": email, "title": title, "description": description},
+            file_ticket, confirm_slot=TICKET_ID_SLOT)
         dispatcher.utter_message(response="utter_benti_ticket_created",
                                  reference=ticket["reference"])
         # The ticket is filed: forget its title and text so a second ticket asks anew

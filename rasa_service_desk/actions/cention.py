@@ -39,7 +39,6 @@ from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAct
 from rasa_service_desk.actions.forms import TextSlotForm
 from rasa_service_desk.actions.runtime import action_deadline, client, enable, integration
 from rasa_service_desk.actions.shared_state import shared_state
-from rasa_service_desk.actions.submissions import record_latest, submission_key, submit_once
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import (
     EMAIL_SLOT,
@@ -328,10 +327,10 @@ class ActionCentionCreateErrand(IntegrationAction):
 
         # One errand per hand-off, however often it is asked for (the message id names the
         # hand-off: the form's start and the subject).
-        key = submission_key(tracker.sender_id, self.name(),
-                             {"name": name, "email": email, "message_id": message_id})
-        errand_id = (await submit_once(key, hand_off, patience=action_deadline() * 0.75))["id"]
-        await record_latest(tracker.sender_id, self.name(), ERRAND_ID_SLOT, errand_id)
+        errand = await self.file_once(
+            tracker, {"name": name, "email": email, "message_id": message_id}, hand_off,
+            confirm_slot=ERRAND_ID_SLOT)
+        errand_id = errand["id"]
         dispatcher.utter_message(
             response="utter_cention_errand_created", errand_id=errand_id, email=email
         )

@@ -29,9 +29,8 @@ from rasa_service_desk.actions.loop.location import (
     chosen_location,
 )
 from rasa_service_desk.actions.loop.survey import is_skip, settings
-from rasa_service_desk.actions.runtime import action_deadline, client, enable
+from rasa_service_desk.actions.runtime import client, enable
 from rasa_service_desk.actions.shared_state import shared_state
-from rasa_service_desk.actions.submissions import record_latest, submission_key, submit_once
 from rasa_service_desk.actions.validation import (
     bool_slot,
     clean_email,
@@ -130,12 +129,11 @@ class ActionLoopCreateLoop(IntegrationAction):
             return {"id": created.id, "url": created.url}
 
         # One loop per piece of feedback, however often it is sent.
-        key = submission_key(tracker.sender_id, self.name(),
-                             {"description": description, "title": title,
-                              "user": [user.name, user.email, user.sms]})
-        created = await submit_once(key, create, patience=action_deadline() * 0.75,
-                                    reconcile=lambda since: filed_loop(user, description, since))
-        await record_latest(tracker.sender_id, self.name(), LOOP_ID_SLOT, created["id"])
+        created = await self.file_once(
+            tracker, {"description": description, "title": title,
+                      "user": [user.name, user.email, user.sms]},
+            create, confirm_slot=LOOP_ID_SLOT,
+            reconcile=lambda since: filed_loop(user, description, since))
         dispatcher.utter_message(response="utter_loop_created")
         record = {"id": created["id"], **{key: value for key, value in
                                           (("email", user.email), ("sms", user.sms)) if value}}

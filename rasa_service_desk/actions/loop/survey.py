@@ -51,9 +51,8 @@ from rasa_service_desk.actions.loop.location import (
     LocationChoice,
     chosen_location,
 )
-from rasa_service_desk.actions.runtime import action_deadline, client, enable
+from rasa_service_desk.actions.runtime import client, enable
 from rasa_service_desk.actions.shared_state import shared_state
-from rasa_service_desk.actions.submissions import record_latest, submission_key, submit_once
 from rasa_service_desk.actions.validation import (
     clean_line,
     clean_text,
@@ -331,10 +330,9 @@ class ActionLoopSubmitSurvey(IntegrationAction):
             return {"id": receipt.id, "loopId": receipt.loopId, "loopUrl": receipt.loopUrl}
 
         # One response per completed survey, however often it is sent.
-        key = submission_key(tracker.sender_id, self.name(),
-                             {"survey": survey.id, "answers": values, "reference": reference})
-        receipt = await submit_once(key, submit, patience=action_deadline() * 0.75)
-        await record_latest(tracker.sender_id, self.name(), RESPONSE_ID_SLOT, receipt["id"])
+        receipt = await self.file_once(
+            tracker, {"survey": survey.id, "answers": values, "reference": reference}, submit,
+            confirm_slot=RESPONSE_ID_SLOT)
         if reference:
             done.append(SlotSet(REFERENCE_SLOT, None))
         dispatcher.utter_message(response="utter_loop_survey_thanks")
