@@ -2,7 +2,8 @@
 
 Defaults keep a run under ten minutes on a two-core machine. The long memory check is
 `python -m bench --memory-requests 100000`; a quick look at one action is e.g.
-`python -m bench --scenarios noop benti --concurrency 64`.
+`python -m bench --scenarios noop benti --concurrency 64`. The cost of exactly-once
+submissions alone: `python -m bench --scenarios --memory-requests 0 --scaling-workers`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.idempotency import STORES
 from bench.run import RESULTS, Config, run
 from bench.scenarios import SCENARIOS
 
@@ -59,8 +61,22 @@ def parse(argv: list[str] | None = None) -> Config:
                                                        if s.server == "product"],
                         default=defaults.scaling_scenario,
                         help="the action of the scaling run (default benti)")
-    parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS),
-                        default=defaults.scenarios, help="which actions to run (default all)")
+    parser.add_argument("--scenarios", nargs="*", choices=list(SCENARIOS),
+                        default=defaults.scenarios,
+                        help="which actions to run (default all; none: only the other runs)")
+    parser.add_argument("--idempotency-rounds", type=int, default=defaults.idempotency_rounds,
+                        help="alternating on/off rounds of the exactly-once section per action "
+                             "and level (default 3; 0 skips the section)")
+    parser.add_argument("--idempotency-seconds", type=float,
+                        default=defaults.idempotency_seconds,
+                        help="seconds of each mode in each round (default 2)")
+    parser.add_argument("--idempotency-concurrency", type=int, nargs="*",
+                        default=defaults.idempotency_concurrency,
+                        help="levels of the exactly-once section (default 64 16; none skips it)")
+    parser.add_argument("--idempotency-stores", nargs="+", choices=list(STORES),
+                        default=defaults.idempotency_stores,
+                        help="state stores of the exactly-once section (default sqlite redis; "
+                             "Redis only where redis-server is installed)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS,
                         help="where the report folder is created (default bench/results)")
     args = parser.parse_args(argv)
@@ -74,7 +90,11 @@ def parse(argv: list[str] | None = None) -> Config:
                   cpu_baseline_requests=args.cpu_baseline_requests,
                   scaling_workers=args.scaling_workers,
                   scaling_concurrency=args.scaling_concurrency,
-                  scaling_scenario=args.scaling_scenario)
+                  scaling_scenario=args.scaling_scenario,
+                  idempotency_rounds=args.idempotency_rounds,
+                  idempotency_seconds=args.idempotency_seconds,
+                  idempotency_concurrency=args.idempotency_concurrency,
+                  idempotency_stores=args.idempotency_stores)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -32,12 +33,13 @@ def free_port() -> int:
 
 @dataclass
 class Child:
-    """A started server: its URL, process and log file."""
+    """A started server: its URL, process, log file and working folder."""
 
     name: str
     url: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    cwd: Path
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -81,11 +83,11 @@ def start(name: str, args: list[str], port: int, env: Mapping[str, str] | None =
     log_path = log_dir / f"{name}.log"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT),
                 **(env or {})}
+    cwd = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     with log_path.open("wb") as log:
         popen = subprocess.Popen([sys.executable, *args], stdout=log,
-                                 stderr=subprocess.STDOUT, env=full_env,
-                                 cwd=tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    return Child(name, f"http://127.0.0.1:{port}", popen, log_path)
+                                 stderr=subprocess.STDOUT, env=full_env, cwd=cwd)
+    return Child(name, f"http://127.0.0.1:{port}", popen, log_path, cwd)
 
 
 async def start_sandbox(latency_ms: float, log_dir: Path | None = None) -> Child:
@@ -107,6 +109,65 @@ async def start_action_server(name: str, package: str, env: Mapping[str, str],
                   log_dir=log_dir)
     await child.wait_ready("/health")
     return child
+
+
+@dataclass
+class Redis:
+    """A `redis-server` of the machine on a loopback port, its data in a scratch folder."""
+
+    url: str
+    popen: subprocess.Popen[bytes]
+    workdir: Path
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def redis_available() -> bool:
+    return shutil.which("redis-server") is not None
+
+
+async def start_redis(log_dir: Path | None = None, timeout: float = 20.0) -> Redis:
+    """A fresh Redis (append-only file, as a deployment that keeps its state would run it);
+    raises RuntimeError when `redis-server` is not installed or does not answer PING."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (`make redis` installs it)")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
+    log_dir = log_dir or workdir
+    log_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    with (log_dir / "redis.log").open("wb") as log:
+        popen = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+             "--appendonly", "yes", "--save", "", "--protected-mode", "yes"],
+            stdout=log, stderr=subprocess.STDOUT)
+    server = Redis(f"redis://127.0.0.1:{port}/0", popen, workdir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            server.stop()
+            raise RuntimeError(f"redis-server exited with {popen.returncode}")
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"PING\r\n")
+            await writer.drain()
+            answer = await reader.read(16)
+            writer.close()
+            if answer.startswith(b"+PONG"):
+                return server
+        except OSError:
+            pass
+        await asyncio.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"redis-server did not answer PING in {timeout:.0f} s")
 
 
 class ProcessTree:

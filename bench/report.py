@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench.idempotency import KEEP_SHARE, SQLITE_URL, SUBMITTING
 from bench.run import Results
 from bench.scenarios import SCENARIOS
 from bench.targets import CPU_PER_CALL_MS, Target, cpu_per_call, evaluate, ratios
@@ -96,6 +97,49 @@ def scaling_table(results: Results) -> list[str]:
     return lines
 
 
+def idempotency_table(results: Results) -> list[str]:
+    """Per store, action and level: req/s with exactly-once on and off, and their ratio."""
+    if not results.idempotency:
+        return []
+    lines = ["| store | action | conc. | req/s on | req/s off | on/off | per round "
+             "| p50 ms on / off | CPU ms/req on / off | vendor calls/action on / off "
+             "| errors on / off | >= 90% of off |",
+             "|---|---|---:|---:|---:|---:|---|---|---|---|---|---|"]
+    for lv in results.idempotency:
+        lines.append(
+            f"| {lv.store} | {SUBMITTING[lv.scenario].title} | {lv.concurrency} "
+            f"| {lv.throughput_on:.1f} | {lv.throughput_off:.1f} | {lv.ratio:.3f} "
+            f"| {', '.join(f'{r:.2f}' for r in lv.round_ratios)} "
+            f"| {ms(lv.p50_on)} / {ms(lv.p50_off)} | {lv.cpu_ms_on:.2f} / {lv.cpu_ms_off:.2f} "
+            f"| {lv.calls_on:.2f} / {lv.calls_off:.2f} | {lv.errors_on} / {lv.errors_off} "
+            f"| **{'met' if lv.met else 'missed'}** |")
+    return lines
+
+
+def idempotency_section(results: Results) -> list[str]:
+    config = results.config
+    table = idempotency_table(results)
+    if not table and not results.idempotency_notes:
+        return []
+    return [
+        "", "## Cost of exactly-once submissions", "",
+        f"The four submitting actions, each request a new submission, on two action servers "
+        f"with {config.workers} worker(s) each: on = the product (claim, record, outbox), "
+        "off = `bench.no_idempotency` (the vendor call only). "
+        f"{config.idempotency_rounds} rounds of {config.idempotency_seconds:g} s per mode, "
+        "alternating (on, off, then off, on); req/s = requests / time over all rounds. "
+        f"Store sqlite: `{SQLITE_URL}` in each server's working folder (the production "
+        "default); redis: a local redis-server. Target: on >= "
+        f"{KEEP_SHARE:.0%} of off, without errors.", "",
+        *table, *(["", *[f"- {note}" for note in results.idempotency_notes]]
+                  if results.idempotency_notes else []),
+        *[f"\nSubmission records in the {r['store']} files (warm-up included): on "
+          f"{r['records']['on']} for {r['requests']['on']} requests, off "
+          f"{r['records']['off']} for {r['requests']['off']} requests."
+          for r in results.idempotency_records],
+    ]
+
+
 def markdown(results: Results) -> str:
     config = results.config
     lines = [
@@ -111,12 +155,11 @@ def markdown(results: Results) -> str:
         + ("Conversations start staggered over k x L. " if config.stagger else "")
         + (f"Load average (1/5/15 min) {_load(results.load_before)} before the run, "
            f"{_load(results.load_after)} after." if results.load_before else ""),
-        "",
-        *level_table(results),
-        "",
-        "k (sequential vendor calls after warm-up, from the counters at the first level):",
-        "",
     ]
+    if results.levels:
+        lines += ["", *level_table(results), "",
+                  "k (sequential vendor calls after warm-up, from the counters at the first "
+                  "level):", ""]
     for name, seen in results.k.items():
         if SCENARIOS[name].vendor:
             lines.append(f"- {SCENARIOS[name].title}: k = {seen['k']} (declared "
@@ -139,6 +182,7 @@ def markdown(results: Results) -> str:
                   "Efficiency: throughput per worker relative to one worker at the same "
                   "concurrency (100% = linear scaling). Each worker is a process with its "
                   "own event loop, vendor tokens, caches and connection pool."]
+    lines += idempotency_section(results)
     memory = results.memory
     if memory is not None:
         lines += ["", f"Action server RSS: {memory.at_start:.1f} MiB at start, "
@@ -175,7 +219,8 @@ def plot(results: Results, path: Path) -> None:
         axis.set_xlabel("concurrent conversations")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=8, loc="best")
+    if left.lines:
+        left.legend(fontsize=8, loc="best")
     fig.suptitle(f"Action server, upstream latency {results.config.latency_ms:g} ms per call")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -188,6 +233,8 @@ def as_json(results: Results) -> str:
     data["targets"] = [dataclasses.asdict(t) | {"verdict": t.verdict}
                        for t in evaluate(results)]
     data["ratios"] = dict(ratios(results))
+    for level, raw in zip(results.idempotency, data["idempotency"], strict=True):
+        raw["met"] = level.met
     return json.dumps(data, indent=2, default=str, allow_nan=True)
 
 

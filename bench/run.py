@@ -6,8 +6,9 @@ CPU the action server used. After each vendor action's levels the no-op action r
 that action's payload, so the CPU of parsing the same body can be subtracted: what remains,
 divided by the vendor calls, is the server's CPU per vendor call. A memory run mixes every
 vendor action for `memory_requests` requests and samples the action server's RSS as it goes.
-Finally the scaling run starts the product's action server with 1, 2, 4 ... Sanic workers in
-turn and drives one action at each scaling level.
+Then the four submitting actions run with exactly-once submissions on and off
+(`bench.idempotency`). Finally the scaling run starts the product's action server with 1, 2,
+4 ... Sanic workers in turn and drives one action at each scaling level.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import aiohttp
 import psutil
 
 from bench import loadgen, processes
+from bench.idempotency import STORES, IdempotencyLevel, Section
 from bench.scenarios import (
     CUSTOMERS,
     NAIVE,
@@ -74,6 +76,12 @@ class Config:
     scaling_workers: list[int] = field(default_factory=lambda: [1, 2, 4])
     scaling_concurrency: list[int] = field(default_factory=lambda: [64, 256])
     scaling_scenario: str = "benti"
+    #: The exactly-once section: alternating on/off rounds of this many seconds per mode, at
+    #: these levels, on these stores (0 rounds or no level: not measured).
+    idempotency_rounds: int = 3
+    idempotency_seconds: float = 2.0
+    idempotency_concurrency: list[int] = field(default_factory=lambda: [64, 16])
+    idempotency_stores: list[str] = field(default_factory=lambda: list(STORES))
 
     def level_requests(self, scenario: Scenario, concurrency: int) -> int:
         if scenario.server == NAIVE:
@@ -156,6 +164,11 @@ class Results:
     #: `uptime` load averages (1, 5, 15 min) before and after the run.
     load_before: tuple[float, ...] = ()
     load_after: tuple[float, ...] = ()
+    #: The submitting actions with exactly-once submissions on and off.
+    idempotency: list[IdempotencyLevel] = field(default_factory=list)
+    idempotency_notes: list[str] = field(default_factory=list)
+    #: Per SQLite store: submission records in each server's file, and requests sent.
+    idempotency_records: list[dict[str, Any]] = field(default_factory=list)
 
     def level(self, scenario: str, concurrency: int) -> Level | None:
         for level in self.levels:
@@ -242,8 +255,9 @@ class Runner:
             vendors = [s for s in chosen if s.server == PRODUCT and s.vendor]
             if config.memory_requests > 0 and vendors:
                 await self.memory_run(vendors, rss_at_start)
-            for name in list(self.servers):  # the scaling run needs the cores
+            for name in list(self.servers):  # the next runs need the cores
                 self.servers.pop(name).stop()
+            await Section(self, sandbox.url).run()
             if config.scaling_workers and config.scaling_concurrency:
                 await self.scaling_run(SCENARIOS[config.scaling_scenario], sandbox.url)
         finally:

@@ -17,6 +17,8 @@ from bench.payloads import CONVERSATION, CUSTOMER, BodyTemplate, domain, webhook
 PRODUCT = "product"
 NAIVE = "naive"
 NOOP_ACTION = "action_bench_noop"
+#: Says which `file_once` the worker runs (`bench.actions`; `bench.idempotency` checks it).
+FILE_ONCE_PROBE = "action_bench_file_once"
 
 #: Returning customers: the warm-up registers them with the vendors that keep users.
 CUSTOMERS = 32

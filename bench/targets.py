@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bench.idempotency import KEEP_SHARE
 from bench.run import Level, Results
 from bench.scenarios import NAIVE, PRODUCT, SCENARIOS, Scenario
 
@@ -162,6 +163,21 @@ def evaluate(results: Results) -> list[Target]:
             targets.append(Target(
                 name, f"vs {twin.title} at {c}", f">= {NAIVE_FACTOR:.0f}x", f"{ratio:.0f}x", met,
                 "" if met else why_slow(level, scenario, results)))
+    for lv in results.idempotency:
+        if lv.concurrency != c:
+            continue
+        cost = lv.cpu_ms_on - lv.cpu_ms_off
+        targets.append(Target(
+            lv.scenario, f"exactly-once on/off at {c} ({lv.store})",
+            f">= {KEEP_SHARE:.0%} of the throughput without it",
+            f"{lv.ratio:.0%} ({lv.throughput_on:.0f} / {lv.throughput_off:.0f} req/s)", lv.met,
+            "" if lv.met else (
+                f"{lv.errors_on} / {lv.errors_off} requests failed on / off"
+                if lv.errors_on or lv.errors_off else
+                f"exactly-once adds {cost:.2f} ms of action-server CPU per submission "
+                f"({lv.cpu_ms_on:.2f} vs {lv.cpu_ms_off:.2f} ms) on {lv.store}: the claim "
+                "(with the conversation's latest submission) and the outcome record; "
+                "profile the on server")))
     memory = results.memory
     if memory is not None and memory.samples:
         growth = memory.after - memory.before

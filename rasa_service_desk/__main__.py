@@ -1,10 +1,14 @@
-"""`python -m rasa_service_desk`: helpers for bot designers.
+"""`python -m rasa_service_desk`: helpers for bot designers and operators.
 
     python -m rasa_service_desk add benti [--bot PATH] [--overwrite]
 
 copies the domain and data files of one integration (and the shared ones) into a bot, moving
 a `rasa init` bot's `domain.yml` into a `domain/` folder first, and prints what is left to
 do by hand (the import line, the action endpoint, and for Cention the callback channel).
+
+    python -m rasa_service_desk outbox list|retry|drop ...
+
+shows and handles the submissions waiting for a vendor (`rasa_service_desk.outbox.cli`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ Next:
   3. Train and validate with the domain folder:
          rasa data validate --domain domain && rasa train --domain domain
 """
+OUTBOX_STEP = """  {step}. Start Rasa with its HTTP API (rasa run --enable-api) and set
+     OUTBOX_RASA_URL for the action server (default http://localhost:5005;
+     OUTBOX_RASA_TOKEN if Rasa has --auth-token): submissions saved during a vendor
+     outage are announced through it.
+"""
 CENTION_STEP = """  4. For agents' answers, add the callback channel to credentials.yml:
          rasa_service_desk.connectors.cention.CentionInput:
            api_secret: ${{CENTION_CALLBACK_SECRET}}
@@ -44,7 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--bot", type=Path, default=Path("."), help="the bot's folder (default .)")
     add.add_argument("--overwrite", action="store_true",
                      help="replace files that exist and differ")
+    outbox = commands.add_parser("outbox", help="the submissions waiting for a vendor")
+    actions = outbox.add_subparsers(dest="outbox_command", required=True)
+    listing = actions.add_parser("list", help="waiting, given-up and unannounced submissions")
+    listing.add_argument("--json", action="store_true", help="one JSON list")
+    again = actions.add_parser("retry", help="send one (or all) again at the next pass")
+    which = again.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?", help="the id `outbox list` shows (a unique prefix)")
+    which.add_argument("--all", action="store_true", help="every waiting or given-up one")
+    forget = actions.add_parser("drop", help="forget one for good (the customer is not told)")
+    forget.add_argument("id", help="the id `outbox list` shows (a unique prefix)")
     args = parser.parse_args(argv)
+    if args.command == "outbox":
+        return outbox_command(args)
     if not args.bot.is_dir():
         print(f"error: {args.bot} is not a folder: pass --bot the bot's folder (where "
               "config.yml and domain.yml are)", file=sys.stderr)
@@ -63,6 +84,42 @@ def main(argv: list[str] | None = None) -> int:
     print(NEXT_STEPS.format(name=args.integration), end="")
     if args.integration == "cention":
         print(CENTION_STEP.format(), end="")
+    if args.integration in ("benti", "cention", "loop"):
+        print(OUTBOX_STEP.format(step=5 if args.integration == "cention" else 4), end="")
+    return 0
+
+
+def outbox_command(args: argparse.Namespace) -> int:
+    """`outbox list|retry|drop` against the store `STATE_URL` names."""
+    import asyncio
+
+    from rasa_service_desk.clients.errors import ConfigurationError
+    from rasa_service_desk.outbox import cli
+    from rasa_service_desk.outbox.settings import OutboxSettings
+    from rasa_service_desk.state import load_store
+
+    try:
+        store = load_store()
+        settings = OutboxSettings.load()
+    except ConfigurationError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+
+    async def run() -> str:
+        try:
+            if args.outbox_command == "list":
+                return await cli.list_entries(store, args.json)
+            if args.outbox_command == "retry":
+                return await cli.retry(store, settings, None if args.all else args.id)
+            return await cli.drop(store, args.id)
+        finally:
+            await store.close()
+
+    try:
+        print(asyncio.run(run()))
+    except LookupError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
     return 0
 
 

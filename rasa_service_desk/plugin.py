@@ -4,6 +4,9 @@ rasa-sdk (3.6 and newer: "Sanic extensions") imports a top-level `rasa_sdk_plugi
 and calls its `init_hooks`; a bot's one-line `rasa_sdk_plugins/__init__.py` re-exports
 `init_hooks` from here. The hook hardens rasa-sdk's Sanic app (Sanic 21.12 and 25):
 
+- The outbox's delivery worker (`rasa_service_desk.outbox.worker`) starts with the server,
+  so submissions queued before a restart are filed without waiting for a customer, and
+  stops before the server does (a delivery in flight gets a few seconds to finish).
 - Graceful stop: on SIGTERM Sanic stops accepting, lets the requests in flight finish (up to
   `GRACEFUL_SHUTDOWN_TIMEOUT`, raised here above `ACTION_DEADLINE_SECONDS`), and only then,
   after the server stopped, the shared HTTP session is closed. (Closing it before the drain
@@ -220,6 +223,18 @@ class ServerHardening:
         async def close_sessions(*_: Any) -> None:
             await close_shared_sessions()
 
+        async def start_outbox(*_: Any) -> None:
+            from rasa_service_desk.actions.delivery import ensure_delivery_worker
+
+            ensure_delivery_worker()  # queued submissions are delivered from start on
+
+        async def stop_outbox(*_: Any) -> None:
+            from rasa_service_desk.actions.delivery import stop_delivery_worker
+
+            await stop_delivery_worker()
+
+        app.register_listener(start_outbox, "after_server_start")
+        app.register_listener(stop_outbox, "before_server_stop")
         # After the stop: Sanic has stopped accepting and drained the requests in flight.
         app.register_listener(close_sessions, "after_server_stop")
         graceful = float(getattr(app.config, "GRACEFUL_SHUTDOWN_TIMEOUT", 0) or 0)

@@ -19,19 +19,20 @@ import asyncio
 import inspect
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from rasa_service_desk.actions.delivery import Submission, enqueuer, ensure_delivery_worker
 from rasa_service_desk.actions.runtime import action_deadline
 from rasa_service_desk.actions.submissions import (
     JsonDict,
-    Reconcile,
     SubmissionInProgress,
-    record_latest,
+    SubmissionQueued,
     submission_key,
     submit_once,
 )
@@ -65,6 +66,12 @@ UNEXPECTED_ERROR_RESPONSE = "utter_something_went_wrong"
 PENDING_ACTION_SLOT = "pending_action"
 #: Share of the action's deadline a request waits for an identical one in flight.
 SUBMISSION_PATIENCE = 0.75
+#: Share of the action's deadline a submission's first attempt may take; past it the
+#: submission is queued in the outbox, with time left to tell the customer.
+SUBMISSION_BUDGET = 0.8
+
+#: Event-loop time the current action run started (for the submission budget).
+_run_started: ContextVar[float] = ContextVar("rsd_run_started", default=0.0)
 
 
 class IntegrationAction(Action, ABC):
@@ -87,6 +94,8 @@ class IntegrationAction(Action, ABC):
     ) -> EventList:
         deadline = action_deadline()
         started = asyncio.get_running_loop().time()
+        _run_started.set(started)
+        ensure_delivery_worker()  # where no plugin started it with the server
         set_wait_deadline(deadline)  # no vendor-asked wait beyond it: "busy" at once instead
         try:
             try:
@@ -119,22 +128,46 @@ class IntegrationAction(Action, ABC):
                     return mapping[cls]
         return UNEXPECTED_ERROR_RESPONSE
 
-    async def file_once(self, tracker: Tracker, content: dict[str, Any],
-                        send: Callable[[], Awaitable[JsonDict]], *, confirm_slot: str,
-                        reconcile: Reconcile | None = None) -> JsonDict:
-        """`send()` the submission `content` at most once for this action in this
-        conversation (`rasa_service_desk.actions.submissions`), and remember that the
-        outcome's `id` belongs in `confirm_slot` (how "try again" tells a lost reply).
-        Waits for an identical request in flight for most of the action's deadline."""
-        key = submission_key(tracker.sender_id, self.name(), content)
-        outcome = await submit_once(key, send, action_deadline() * SUBMISSION_PATIENCE,
-                                    reconcile)
-        await record_latest(tracker.sender_id, self.name(), confirm_slot, outcome["id"])
+    async def file_once(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                        submission: Submission, payload: JsonDict,
+                        identity: Mapping[str, Any]) -> JsonDict | None:
+        """File `payload` as a `submission` at most once for this action in this
+        conversation (`rasa_service_desk.actions.submissions`) and return its outcome.
+
+        `identity` is what makes two requests the same submission (the customer's words,
+        never the transcript). When the vendor is down or busy, the submission is saved in
+        the outbox, the customer hears the submission's queued response, and None is
+        returned: the outbox files it later and the conversation is told then."""
+        key = submission_key(tracker.sender_id, self.name(), identity)
+        kind = submission.kind
+        reconcile = kind.reconcile
+        started = _run_started.get()
+        elapsed = asyncio.get_running_loop().time() - started if started else 0.0
+        try:
+            outcome = await submit_once(
+                key, lambda: kind.send(payload), action_deadline() * SUBMISSION_PATIENCE,
+                None if reconcile is None else lambda since: reconcile(payload, since),
+                enqueuer(submission, tracker.sender_id, key, payload),
+                budget=action_deadline() * SUBMISSION_BUDGET - elapsed,
+                latest=(tracker.sender_id, self.name(), submission.confirm_slot))
+        except SubmissionQueued:
+            dispatcher.utter_message(response=submission.queued_response)
+            return None
         return outcome
 
     def failure_events(self, exc: IntegrationError, tracker: Tracker) -> EventList:
         """Extra events to return after a failure. None by default, so every slot is kept."""
         return []
+
+
+def time_left(margin: float = 1.0) -> float | None:
+    """Seconds left of the current action run's deadline, less `margin`; None outside an
+    action run (the outbox's worker filing a queued submission has no customer waiting)."""
+    started = _run_started.get()
+    if not started:
+        return None
+    elapsed = asyncio.get_running_loop().time() - started
+    return max(0.0, action_deadline() - elapsed - margin)
 
 
 def _subclasses(cls: type[Any]) -> list[type[Any]]:

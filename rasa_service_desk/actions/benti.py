@@ -16,6 +16,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
+from rasa_service_desk.actions.delivery import ActionSubmissionUpdate, Submission, declare
 from rasa_service_desk.actions.forms import TextSlotForm
 from rasa_service_desk.actions.runtime import client, enable
 from rasa_service_desk.actions.shared_state import shared_state
@@ -30,6 +31,7 @@ from rasa_service_desk.actions.validation import (
 from rasa_service_desk.clients.benti import Attachment, BentiClient, NewTicket
 from rasa_service_desk.clients.errors import ConfigurationError, IntegrationError, RejectedInput
 from rasa_service_desk.clients.shared_files import SharedFileFetcher, SharedFileSettings
+from rasa_service_desk.outbox import Kind
 
 logger = logging.getLogger(__name__)
 
@@ -73,21 +75,22 @@ def message_html(description: str) -> str:
     return html.escape(description).replace("\n", "<br>\n")
 
 
-def transcript_attachment(tracker: Tracker, limit: int) -> Attachment:
+def transcript_attachment(transcript: str, limit: int, name: str | None = None) -> Attachment:
     """The conversation as a UTF-8 text file; if it is ever over the size limit, its most
     recent part is kept (that is where the reason for the ticket is)."""
-    content = transcript_text(tracker).encode("utf-8")
+    content = transcript.encode("utf-8")
     if len(content) > limit:
         content = content[-limit:].decode("utf-8", errors="ignore").encode("utf-8")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Attachment(name=f"conversation-{stamp}.txt", content=content)
+    return Attachment(name=name or f"conversation-{stamp}.txt", content=content)
 
 
-async def shared_attachments(benti_client: BentiClient, tracker: Tracker) -> list[Attachment]:
+async def shared_attachments(benti_client: BentiClient,
+                             shared: list[dict[str, str]]) -> list[Attachment]:
     """Files the customer shared, downloaded concurrently from the hosts the operator allows
     (`SHARED_FILE_HOSTS`; see `clients.shared_files`). A file that is refused, too big or
     cannot be fetched is left out (with a log line) rather than failing the whole ticket."""
-    files = shared_files(tracker)[:benti_client.settings.max_shared_files]
+    files = shared[:benti_client.settings.max_shared_files]
     if not files:
         return []
     fetcher = SharedFileFetcher(SHARED_FILES,
@@ -110,8 +113,40 @@ async def shared_attachments(benti_client: BentiClient, tracker: Tracker) -> lis
     return [a for a in fetched if a is not None]
 
 
+async def file_ticket(payload: dict[str, Any]) -> dict[str, str]:
+    """Open the ticket saved in `payload` (at once, or later from the outbox); the shared
+    files are downloaded now."""
+    benti_client = benti()
+    limit = benti_client.settings.max_attachment_bytes
+    attachments = [
+        transcript_attachment(payload["transcript"], limit, payload.get("transcript_name")),
+        *await shared_attachments(benti_client, list(payload.get("shared_files") or [])),
+    ]
+    ticket = await benti_client.create_ticket(NewTicket(
+        title=payload["title"], message=message_html(payload["description"]),
+        customer_name=payload["name"], customer_email=payload["email"],
+        attachments=attachments,
+    ))
+    return {"id": ticket.id, "reference": ticket.reference}
+
+
+def confirm_ticket(ticket: dict[str, Any], dispatcher: CollectingDispatcher,
+                   tracker: Tracker) -> EventList:
+    """Tell the customer the ticket's reference (at once, or when the outbox filed it)."""
+    dispatcher.utter_message(response="utter_benti_ticket_created",
+                             reference=ticket.get("reference"))
+    return [SlotSet(TICKET_ID_SLOT, ticket.get("id"))]
+
+
+TICKET = declare(Submission(
+    Kind("benti.create_ticket", "benti", file_ticket, intent="benti_submission_update"),
+    confirm_slot=TICKET_ID_SLOT, queued_response="utter_benti_ticket_queued",
+    failed_response="utter_benti_ticket_not_filed", confirm=confirm_ticket))
+
+
 class ActionBentiCreateTicket(IntegrationAction):
-    """Open a Benti ticket from the form's slots; on success set `benti_ticket_id`."""
+    """Open a Benti ticket from the form's slots; on success set `benti_ticket_id`. With
+    Benti down, the ticket waits in the outbox and the customer hears it will be filed."""
 
     error_responses = {RejectedInput: "utter_benti_ticket_rejected"}
 
@@ -129,29 +164,29 @@ class ActionBentiCreateTicket(IntegrationAction):
                 and description and description.strip()):
             dispatcher.utter_message(response="utter_benti_ticket_incomplete")
             return []
-        benti_client = benti()
-
-        async def file_ticket() -> dict[str, str]:
-            attachments = [
-                transcript_attachment(tracker, benti_client.settings.max_attachment_bytes),
-                *await shared_attachments(benti_client, tracker),
-            ]
-            ticket = await benti_client.create_ticket(NewTicket(
-                title=title, message=message_html(description), customer_name=name,
-                customer_email=email, attachments=attachments,
-            ))
-            return {"id": ticket.id, "reference": ticket.reference}
-
+        identity = {"name": name, "email": email, "title": title, "description": description}
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        payload = {**identity, "transcript": transcript_text(tracker),
+                   "transcript_name": f"conversation-{stamp}.txt",
+                   "shared_files": shared_files(tracker)}
         # The same ticket asked for twice (a double click, a repeat) is filed once.
-        ticket = await self.file_once(
-            tracker, {"name": name, "email": email, "title": title, "description": description},
-            file_ticket, confirm_slot=TICKET_ID_SLOT)
-        dispatcher.utter_message(response="utter_benti_ticket_created",
-                                 reference=ticket["reference"])
-        # The ticket is filed: forget its title and text so a second ticket asks anew
-        # (the customer's name and email are kept).
-        return [SlotSet(TICKET_ID_SLOT, ticket["id"]), SlotSet(TITLE_SLOT, None),
-                SlotSet(DESCRIPTION_SLOT, None)]
+        ticket = await self.file_once(dispatcher, tracker, TICKET, payload, identity)
+        # Filed or queued: forget its title and text so a second ticket asks anew (the
+        # customer's name and email are kept).
+        done = [SlotSet(TITLE_SLOT, None), SlotSet(DESCRIPTION_SLOT, None)]
+        if ticket is None:
+            return done
+        return [*confirm_ticket(ticket, dispatcher, tracker), *done]
+
+
+class ActionBentiSubmissionUpdate(ActionSubmissionUpdate):
+    """`action_benti_submission_update`: a queued ticket was filed (its reference) or given
+    up, announced when the outbox triggers `benti_submission_update`."""
+
+    vendor = "benti"
+
+    def name(self) -> str:
+        return "action_benti_submission_update"
 
 
 class ValidateBentiTicketForm(ContactSlotValidation, TextSlotForm):

@@ -35,7 +35,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
+from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction, time_left
+from rasa_service_desk.actions.delivery import ActionSubmissionUpdate, Submission, declare
 from rasa_service_desk.actions.forms import TextSlotForm
 from rasa_service_desk.actions.runtime import action_deadline, client, enable, integration
 from rasa_service_desk.actions.shared_state import shared_state
@@ -68,6 +69,7 @@ from rasa_service_desk.clients.cention.models import LibraryQuestion
 from rasa_service_desk.clients.cention.settings import CentionSettings
 from rasa_service_desk.clients.errors import IntegrationError
 from rasa_service_desk.logs import conversation_fields, conversation_hash
+from rasa_service_desk.outbox import Kind
 
 logger = logging.getLogger(__name__)
 
@@ -269,13 +271,58 @@ def errand_body(tracker: Tracker) -> str:
     return body
 
 
-async def record_owner(errand_id: str, tracker: Tracker) -> None:
-    await errand_registry().record(errand_id, tracker.sender_id,
-                                   tracker.get_latest_input_channel())
+#: Seconds a contact card may take when the outbox files a queued errand.
+CONTACT_CARD_SECONDS = 5.0
+
+
+async def hand_off(payload: dict[str, Any]) -> dict[str, str]:
+    """Create the errand saved in `payload` (at once, or later from the outbox), record
+    which conversation owns it (for the agent's answer) and save the contact card."""
+    errand_id = await cention().create_errand(NewErrand(
+        message_id=payload["message_id"], name=payload["name"], email=payload["email"],
+        subject=payload["subject"], body=payload["body"], extradata=payload["extradata"],
+        cuid=payload.get("cuid") or "",
+    ))
+    sender_id = str(payload["sender_id"])
+    try:
+        await errand_registry().record(errand_id, sender_id, payload.get("channel"))
+    except Exception:
+        # The errand exists and its answer still reaches the customer by email; only the
+        # copy into this chat is lost, so tell the customer the reference anyway.
+        logger.error("cention errand %s: could not record its conversation", errand_id,
+                     exc_info=True)
+    logger.info("cention errand %s created (conv=%s)", errand_id, conversation_hash(sender_id),
+                extra=conversation_fields(sender_id))
+    card = payload.get("contact_card")
+    if isinstance(card, dict):
+        budget = time_left()
+        await best_effort(cention().save_contact_card(ContactCard(
+            name=card["name"], emails=tuple(card["emails"]), phones=tuple(card["phones"]))),
+            CONTACT_CARD_SECONDS if budget is None else budget,
+            f"cention errand {errand_id}: contact card")
+    return {"id": errand_id}
+
+
+def confirm_errand(errand: dict[str, Any], dispatcher: CollectingDispatcher,
+                   tracker: Tracker) -> EventList:
+    """Tell the customer the errand's number (at once, or when the outbox filed it)."""
+    # The address from the conversation (kept after the hand-off), so that the outcome
+    # recorded in the shared state holds ids only.
+    dispatcher.utter_message(response="utter_cention_errand_created",
+                             errand_id=errand.get("id"),
+                             email=clean_email(text_slot(tracker, "customer_email")))
+    return [SlotSet(ERRAND_ID_SLOT, errand.get("id"))]
+
+
+ERRAND = declare(Submission(
+    Kind("cention.create_errand", "cention", hand_off, intent="cention_submission_update"),
+    confirm_slot=ERRAND_ID_SLOT, queued_response="utter_cention_errand_queued",
+    failed_response="utter_cention_errand_not_filed", confirm=confirm_errand))
 
 
 class ActionCentionCreateErrand(IntegrationAction):
-    """Hand the conversation to the support team as a Cention errand."""
+    """Hand the conversation to the support team as a Cention errand; with Cention down,
+    the errand waits in the outbox and the customer hears it will be passed on."""
 
     def name(self) -> str:
         return "action_cention_create_errand"
@@ -290,51 +337,38 @@ class ActionCentionCreateErrand(IntegrationAction):
         if not (name and email and subject):
             dispatcher.utter_message(response="utter_cention_errand_incomplete")
             return []
-        started = asyncio.get_running_loop().time()
         options = follow_ups()
         message_id = errand_message_id(tracker, subject)
-
-        async def hand_off() -> dict[str, str]:
-            errand_id = await cention().create_errand(NewErrand(
-                message_id=message_id,
-                name=name,
-                email=email,
-                subject=subject,
-                body=errand_body(tracker),
-                extradata={
-                    "conversation_id": tracker.sender_id,
-                    "channel": tracker.get_latest_input_channel(),
-                    "source": "rasa",
-                },
-                cuid=customer_cuid(tracker, options),
-            ))
-            try:
-                await record_owner(errand_id, tracker)
-            except Exception:
-                # The errand exists and its answer still reaches the customer by email; only
-                # the copy into this chat is lost, so tell the customer the reference anyway.
-                logger.error("cention errand %s: could not record its conversation", errand_id,
-                             exc_info=True)
-            logger.info("cention errand %s created (conv=%s)", errand_id,
-                        conversation_hash(tracker.sender_id),
-                        extra=conversation_fields(tracker.sender_id))
-            if options.contact_card:
-                card = ContactCard(name=name, emails=(email,), phones=tuple(
-                    p for p in [clean_phone(text_slot(tracker, "customer_phone"))] if p))
-                await best_effort(cention().save_contact_card(card), remaining(started),
-                                  f"cention errand {errand_id}: contact card")
-            return {"id": errand_id}
-
+        phone = clean_phone(text_slot(tracker, "customer_phone"))
+        payload = {
+            "message_id": message_id, "name": name, "email": email, "subject": subject,
+            "body": errand_body(tracker),
+            "extradata": {"conversation_id": tracker.sender_id,
+                          "channel": tracker.get_latest_input_channel(), "source": "rasa"},
+            "cuid": customer_cuid(tracker, options),
+            "sender_id": tracker.sender_id, "channel": tracker.get_latest_input_channel(),
+            "contact_card": ({"name": name, "emails": [email], "phones": [phone] if phone
+                              else []} if options.contact_card else None),
+        }
         # One errand per hand-off, however often it is asked for (the message id names the
         # hand-off: the form's start and the subject).
         errand = await self.file_once(
-            tracker, {"name": name, "email": email, "message_id": message_id}, hand_off,
-            confirm_slot=ERRAND_ID_SLOT)
-        errand_id = errand["id"]
-        dispatcher.utter_message(
-            response="utter_cention_errand_created", errand_id=errand_id, email=email
-        )
-        return [SlotSet(ERRAND_ID_SLOT, errand_id), SlotSet(SUBJECT_SLOT, None)]
+            dispatcher, tracker, ERRAND, payload,
+            {"name": name, "email": email, "message_id": message_id})
+        done = [SlotSet(SUBJECT_SLOT, None)]
+        if errand is None:
+            return done
+        return [*confirm_errand(errand, dispatcher, tracker), *done]
+
+
+class ActionCentionSubmissionUpdate(ActionSubmissionUpdate):
+    """`action_cention_submission_update`: a queued errand was passed on (its number) or
+    given up, announced when the outbox triggers `cention_submission_update`."""
+
+    vendor = "cention"
+
+    def name(self) -> str:
+        return "action_cention_submission_update"
 
 
 def customer_cuid(tracker: Tracker, options: FollowUpOptions) -> str:

@@ -23,10 +23,17 @@ second ticket, errand, survey response or loop. Every submitting action now goes
   submission found instead of filing a second one. Where no vendor lookup exists, it sends
   again: a possible duplicate an agent can merge is better than a request lost.
 
-The conversation's latest outcome is also kept (`latest_submission`), with the slot the
-action sets from it: when that slot does not hold it, the action's reply never reached
-Rasa, and "try again" (`action_retry_pending`) runs the action once more, which answers
-from the record instead of filing again.
+With the outbox on (`OUTBOX_ENABLED`, the default), a submission whose vendor is down or
+busy is not failed back to the customer: `enqueue` saves it in the outbox
+(`rasa_service_desk.outbox`), its record becomes `queued`, and `SubmissionQueued` tells the
+action to say so. A repeat while it waits hears the same; once the delivery worker filed it,
+a repeat gets its outcome like any other.
+
+The conversation's latest submission is also pointed at (`latest_submission`: the action,
+the slot it sets from the outcome's `id`, the submission key), written with the claim in one
+store operation: when the slot does not hold the recorded outcome, the action's reply never
+reached Rasa, and "try again" (`action_retry_pending`) runs the action once more, which
+answers from the record instead of filing again.
 """
 
 from __future__ import annotations
@@ -35,20 +42,22 @@ import asyncio
 import hashlib
 import json
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from rasa_service_desk.actions.shared_state import shared_state
 from rasa_service_desk.clients.errors import IntegrationError, MalformedReply, VendorUnavailable
+from rasa_service_desk.outbox import conversation_key
+from rasa_service_desk.outbox.records import DONE, DONE_TTL, QUEUED, RECORDS, SENDING, mark_done
+from rasa_service_desk.outbox.worker import queueable
 
 logger = logging.getLogger(__name__)
 
-NAMESPACE = "submissions"
+NAMESPACE = RECORDS
 UNCERTAIN_NAMESPACE = "uncertain_submissions"
 LATEST_NAMESPACE = "latest_submission"
-#: How long a recorded outcome answers a repeat of the same submission.
-DONE_TTL = 24 * 3600.0
 #: How long a claim outlives an owner that crashed mid-request (well past any deadline).
 SENDING_TTL = 120.0
 #: How often a waiting request looks for the outcome of the one that is sending.
@@ -64,6 +73,11 @@ class SubmissionInProgress(IntegrationError):
         super().__init__("submission", "the same submission is still being sent")
 
 
+class SubmissionQueued(Exception):
+    """The submission waits in the outbox: the vendor is down or busy; it is filed (and the
+    customer told) when the vendor is back."""
+
+
 def submission_key(sender_id: str, action: str, content: Mapping[str, Any]) -> str:
     """A stable key for `content` submitted by `action` in conversation `sender_id`."""
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
@@ -72,6 +86,10 @@ def submission_key(sender_id: str, action: str, content: Mapping[str, Any]) -> s
 
 
 Reconcile = Callable[[float], Awaitable["JsonDict | None"]]
+#: Who submits: (conversation id, action name, the slot the outcome's `id` goes into).
+Latest = tuple[str, str, str]
+#: Saves a failed submission in the outbox: `enqueue(error, uncertain_since)`.
+Enqueue = Callable[[BaseException, "float | None"], Awaitable[None]]
 
 
 def may_have_been_processed(exc: BaseException) -> bool:
@@ -86,29 +104,38 @@ def may_have_been_processed(exc: BaseException) -> bool:
 
 
 async def submit_once(key: str, send: Callable[[], Awaitable[JsonDict]], patience: float,
-                      reconcile: Reconcile | None = None) -> JsonDict:
+                      reconcile: Reconcile | None = None, enqueue: Enqueue | None = None,
+                      budget: float | None = None, latest: Latest | None = None) -> JsonDict:
     """The outcome of the submission `key`: `send()`'s, or the recorded one of an earlier or
     concurrent identical request. Raises what `send()` raises (the claim is released), or
     `SubmissionInProgress` after `patience` seconds of waiting for another request.
 
     `reconcile(since)` looks at the vendor for this submission filed at or after `since`
     (Unix time) and returns its outcome, or None; it runs only after an uncertain failure.
+    With `enqueue`, a vendor outage saves the submission in the outbox and raises
+    `SubmissionQueued` (so does a repeat while it waits). `budget` bounds `send()` in
+    seconds: past it, the attempt counts as a timeout (and is queued), so the action still
+    has time to answer. `latest` makes this the conversation's latest submission.
     """
     store = shared_state()
     give_up = time.monotonic() + patience
+    pointer = None if latest is None else (
+        LATEST_NAMESPACE, _conversation_key(latest[0]),
+        {"action": latest[1], "slot": latest[2], "key": key}, DONE_TTL)
     while True:
-        if await store.claim(NAMESPACE, key, {"state": "sending", "since": time.time()},
-                             ttl=SENDING_TTL):
+        if await store.claim(NAMESPACE, key, {"state": SENDING, "since": time.time()},
+                             ttl=SENDING_TTL, also=pointer):
             found = await _reconciled(key, reconcile)
             if found is not None:
-                await store.put(NAMESPACE, key, {"state": "done", "outcome": found},
-                                ttl=DONE_TTL)
+                await mark_done(store, key, found)
                 return found
-            return await _send(key, send)
+            return await _send(key, send, enqueue, budget)
         record = await store.get(NAMESPACE, key)
-        if record is not None and record.get("state") == "done":
+        if record is not None and record.get("state") == DONE:
             logger.info("submission %s: answered from its record, not sent again", key[:12])
             return dict(record.get("outcome") or {})
+        if record is not None and record.get("state") == QUEUED:
+            raise SubmissionQueued()
         if time.monotonic() >= give_up:
             raise SubmissionInProgress()
         await asyncio.sleep(POLL_SECONDS)
@@ -131,12 +158,37 @@ async def _reconciled(key: str, reconcile: Reconcile | None) -> JsonDict | None:
     return found
 
 
-async def _send(key: str, send: Callable[[], Awaitable[JsonDict]]) -> JsonDict:
+async def _bounded(send: Callable[[], Awaitable[JsonDict]], budget: float | None) -> JsonDict:
+    if budget is None:
+        return await send()
+    try:
+        if sys.version_info >= (3, 11):  # no extra task per submission, unlike wait_for
+            async with asyncio.timeout(max(budget, 0.1)):
+                return await send()
+        return await asyncio.wait_for(send(), max(budget, 0.1))
+    except asyncio.TimeoutError:
+        raise VendorUnavailable("submission", f"no outcome within {budget:.1f} s (the share of "
+                                "ACTION_DEADLINE_SECONDS kept for filing)",
+                                reached=True) from None
+
+
+async def _send(key: str, send: Callable[[], Awaitable[JsonDict]],
+                enqueue: Enqueue | None = None, budget: float | None = None) -> JsonDict:
     store = shared_state()
     started = time.time()
     try:
-        outcome = await send()
+        outcome = await _bounded(send, budget)
     except BaseException as exc:
+        if enqueue is not None and isinstance(exc, Exception) and queueable(exc):
+            try:
+                # Shielded: the entry is saved even if the action is cancelled meanwhile.
+                await asyncio.shield(enqueue(
+                    exc, started if may_have_been_processed(exc) else None))
+            except Exception as failure:
+                logger.error("submission %s: could not be queued (%s); the customer is told "
+                             "to try again", key[:12], type(failure).__name__)
+            else:
+                raise SubmissionQueued() from None
         # Failed, or cancelled by the action's deadline: the next attempt sends again (after
         # asking the vendor, when it may have the submission already).
         if may_have_been_processed(exc):
@@ -151,37 +203,31 @@ async def _send(key: str, send: Callable[[], Awaitable[JsonDict]]) -> JsonDict:
             logger.warning("submission %s: claim not released (it expires in %.0f s)",
                            key[:12], SENDING_TTL)
         raise
-    await store.put(NAMESPACE, key, {"state": "done", "outcome": outcome}, ttl=DONE_TTL)
+    await mark_done(store, key, outcome)
     return outcome
 
 
 def _conversation_key(sender_id: str) -> str:
     """The store key of a conversation: its whole SHA-256 (the 8-digit log hash collides)."""
-    return hashlib.sha256(str(sender_id).encode()).hexdigest()
-
-
-async def record_latest(sender_id: str, action: str, slot: str, value: Any) -> None:
-    """Remember that `action` set `slot` to `value` in this conversation (see the module
-    docstring); a failure only costs the lost-reply recovery, so it is logged, not raised."""
-    try:
-        await shared_state().put(LATEST_NAMESPACE, _conversation_key(sender_id),
-                                 {"action": action, "slot": slot, "value": value},
-                                 ttl=DONE_TTL)
-    except Exception as exc:
-        logger.warning("latest submission not recorded: %s", type(exc).__name__)
+    return conversation_key(sender_id)
 
 
 async def unacknowledged_action(sender_id: str, slots: Mapping[str, Any]) -> str | None:
-    """The action whose last submission in this conversation succeeded but whose reply Rasa
-    never applied (its slot does not hold the outcome), or None."""
+    """The action whose last submission in this conversation was filed but whose reply Rasa
+    never applied (its slot does not hold the outcome's `id`), or None."""
     try:
-        record = await shared_state().get(LATEST_NAMESPACE, _conversation_key(sender_id))
+        store = shared_state()
+        pointer = await store.get(LATEST_NAMESPACE, _conversation_key(sender_id))
+        if not pointer or not isinstance(pointer.get("key"), str):
+            return None
+        record = await store.get(NAMESPACE, pointer["key"])
     except Exception as exc:
         logger.warning("latest submission not readable: %s", type(exc).__name__)
         return None
-    if not record or not isinstance(record.get("slot"), str):
+    if record is None or record.get("state") != DONE or not isinstance(pointer.get("slot"), str):
         return None
-    if slots.get(record["slot"]) == record.get("value"):
+    outcome = record.get("outcome")
+    if not isinstance(outcome, dict) or slots.get(pointer["slot"]) == outcome.get("id"):
         return None
-    action = record.get("action")
+    action = pointer.get("action")
     return action if isinstance(action, str) else None

@@ -214,6 +214,10 @@ def email_or_phone(value: Any, default_region: str | None = None) -> dict[str, A
     return None
 
 
+#: How Rasa writes the text of an intent triggered through its HTTP API.
+EXTERNAL_MESSAGE_PREFIX = "EXTERNAL: "
+
+
 def answer_to(tracker: Tracker, slot: str) -> dict[str, Any]:
     """The customer's latest message as the value of `slot`, when the form just asked for it.
 
@@ -222,12 +226,19 @@ def answer_to(tracker: Tracker, slot: str) -> dict[str, Any]:
     (`actions.forms.TextSlotForm`),
     which is what a `from_text` mapping conditioned on the form would do. A message in
     Rasa's intent syntax (`/intent{...}`, a button or a message injected by a connector) is
-    never a contact detail and is left alone.
+    never a contact detail and is left alone, nor is an intent Rasa's HTTP API triggered
+    (`trigger_intent`, e.g. the outbox announcing a filed ticket), whose text Rasa writes
+    as `EXTERNAL: <intent>`.
     """
     if tracker.get_slot("requested_slot") != slot:
         return {}
-    text = (tracker.latest_message or {}).get("text")
+    latest = tracker.latest_message or {}
+    text = latest.get("text")
     if not isinstance(text, str) or not text.strip() or text.lstrip().startswith("/"):
+        return {}
+    metadata = latest.get("metadata")
+    if text.startswith(EXTERNAL_MESSAGE_PREFIX) or (
+            isinstance(metadata, dict) and metadata.get("is_external") is True):
         return {}
     return {slot: text}
 

@@ -200,3 +200,17 @@ def mark_worker_stopped(pid: int | None = None) -> None:
     """Drop a stopped worker's live gauges (in-flight calls) from the sums."""
     if multiprocess_dir() is not None:
         _multiprocess.mark_process_dead(os.getpid() if pid is None else pid)
+OUTBOX = Counter(
+    "service_desk_outbox_submissions",
+    "Submissions through the outbox: `queued` (the vendor was down or busy), `delivered`, "
+    "`retried` (another attempt failed), `failed` (given up), `notified` (the conversation "
+    "was told).",
+    ["vendor", "event"])
+OUTBOX_WAITING = Gauge(
+    "service_desk_outbox_waiting",
+    "Submissions waiting in the outbox for their vendor, at the last delivery pass.",
+    ["vendor"], multiprocess_mode="max")
+OUTBOX_OLDEST = Gauge(
+    "service_desk_outbox_oldest_seconds",
+    "Age of the oldest submission waiting in the outbox, at the last delivery pass.",
+    multiprocess_mode="max")

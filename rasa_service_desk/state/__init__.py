@@ -1,8 +1,9 @@
 """Shared state that outlives a process or is seen by several: one small interface.
 
 What goes here: which conversation owns a Cention errand (written by the action server,
-read by the callback connector inside Rasa), callback de-duplication, and bot messages
-waiting for a channel that cannot push. Two backends behind the same interface:
+read by the callback connector inside Rasa), callback de-duplication, bot messages
+waiting for a channel that cannot push, submission records and the outbox of submissions
+waiting for a vendor to come back. Two backends behind the same interface:
 
 - SQLite (the default, `STATE_URL=sqlite:///service_desk_state.sqlite3`): embedded, right
   for one host where Rasa and the action server share a disk;
@@ -33,10 +34,23 @@ from rasa_service_desk.clients.settings import ENV_FILE, EnvironmentSettings
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: A value to put alongside a claim: (namespace, key, value, ttl).
+Put = tuple[str, str, "JsonDict", "float | None"]
 
 DEFAULT_URL = "sqlite:///service_desk_state.sqlite3"
 DAY = 86400.0
 JsonDict = dict[str, Any]
+
+
+#: Namespaces whose keys are listed (`StateStore.keys`): a backend that cannot list a
+#: namespace cheaply (Redis: SCAN walks every key of the database) keeps an index of these.
+LISTED_NAMESPACES: set[str] = set()
+
+
+def listed(namespace: str) -> str:
+    """Declare that `namespace`'s keys will be listed; call at import, before any write."""
+    LISTED_NAMESPACES.add(namespace)
+    return namespace
 
 
 class StateUnavailable(Exception):
@@ -84,12 +98,19 @@ class StateStore(ABC):
 
     @abstractmethod
     async def claim(self, namespace: str, key: str, value: JsonDict,
-                    ttl: float | None = None) -> bool:
-        """Store `value` only if `key` holds nothing: True for the one caller that did."""
+                    ttl: float | None = None, *, also: Put | None = None) -> bool:
+        """Store `value` only if `key` holds nothing: True for the one caller that did.
+        `also` is put in the same write, whether or not the claim succeeds (one round trip
+        instead of two on the submission path)."""
 
     @abstractmethod
     async def delete(self, namespace: str, key: str) -> None:
         """Forget `key` (no error when absent)."""
+
+    @abstractmethod
+    async def keys(self, namespace: str) -> list[str]:
+        """The keys of `namespace` that hold a value now, unordered. For a small namespace
+        declared with `listed()` (the outbox), not for every conversation's entries."""
 
     @abstractmethod
     async def append(self, namespace: str, key: str, value: JsonDict,

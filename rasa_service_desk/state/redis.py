@@ -4,21 +4,30 @@ Uses the maintained async client, `redis.asyncio` (redis-py 4.6, the version Ras
 and newer). Keys are `rsd:<namespace>:<key>`: values are JSON strings set with an expiry;
 queues are lists whose expiry is renewed on every append. `claim` is `SET NX PX` and
 `take_all` reads and deletes a list in one MULTI/EXEC transaction, so both are atomic
-however many replicas call them. A client is kept per event loop, since redis-py's
-connections belong to the loop that opened them.
+however many replicas call them. A namespace declared `listed` (the outbox) also keeps the
+set `rsd:_keys:<namespace>` of its keys, written in the same transaction as the value, so
+listing it reads that set instead of SCANning the whole database. A client is kept per
+event loop, since redis-py's connections belong to the loop that opened them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from rasa_service_desk.state import JsonDict, StateStore, StateUnavailable
+from rasa_service_desk.state import (
+    LISTED_NAMESPACES,
+    JsonDict,
+    Put,
+    StateStore,
+    StateUnavailable,
+)
 
 PREFIX = "rsd"
 #: Seconds to connect and to wait for any one reply: a callback or an action must not hang.
@@ -66,22 +75,80 @@ class RedisStore(StateStore):
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             raise StateUnavailable(f"{self._description}: {type(exc).__name__}") from None
 
+    def _index(self, namespace: str) -> str:
+        """The set of a listed namespace's keys (members may have expired: `keys` prunes)."""
+        return f"{PREFIX}:_keys:{namespace}"
+
+    async def _transaction(self, *commands: tuple[str, tuple[Any, ...], dict[str, Any]],
+                           atomic: bool = True) -> list[Any]:
+        """`commands` in one round trip; in one MULTI/EXEC transaction when `atomic`."""
+        try:
+            async with self._client().pipeline(transaction=atomic) as pipe:
+                for name, args, kwargs in commands:
+                    getattr(pipe, name)(*args, **kwargs)
+                return list(await pipe.execute())
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            raise StateUnavailable(f"{self._description}: {type(exc).__name__}") from None
+
     async def put(self, namespace: str, key: str, value: JsonDict,
                   ttl: float | None = None) -> None:
-        await self._call("set", self._key(namespace, key), json.dumps(value), px=self._ms(ttl))
+        name, body = self._key(namespace, key), json.dumps(value)
+        if namespace in LISTED_NAMESPACES:
+            await self._transaction(("set", (name, body), {"px": self._ms(ttl)}),
+                                    ("sadd", (self._index(namespace), key), {}))
+            return
+        await self._call("set", name, body, px=self._ms(ttl))
 
     async def get(self, namespace: str, key: str) -> JsonDict | None:
         raw = await self._call("get", self._key(namespace, key))
         return None if raw is None else dict(json.loads(raw))
 
     async def claim(self, namespace: str, key: str, value: JsonDict,
-                    ttl: float | None = None) -> bool:
-        done = await self._call("set", self._key(namespace, key), json.dumps(value),
-                                px=self._ms(ttl), nx=True)
+                    ttl: float | None = None, *, also: Put | None = None) -> bool:
+        name, body = self._key(namespace, key), json.dumps(value)
+        if also is not None:
+            extra_ns, extra_key, extra_value, extra_ttl = also
+            done, _ = await self._transaction(
+                ("set", (name, body), {"px": self._ms(ttl), "nx": True}),
+                ("set", (self._key(extra_ns, extra_key), json.dumps(extra_value)),
+                 {"px": self._ms(extra_ttl)}), atomic=False)  # the claim is atomic alone
+        else:
+            done = await self._call("set", name, body, px=self._ms(ttl), nx=True)
+        if done and namespace in LISTED_NAMESPACES:
+            await self._call("sadd", self._index(namespace), key)
         return bool(done)
 
     async def delete(self, namespace: str, key: str) -> None:
+        if namespace in LISTED_NAMESPACES:
+            await self._transaction(("delete", (self._key(namespace, key),), {}),
+                                    ("srem", (self._index(namespace), key), {}))
+            return
         await self._call("delete", self._key(namespace, key))
+
+    async def keys(self, namespace: str) -> list[str]:
+        if namespace in LISTED_NAMESPACES:
+            return await self._indexed_keys(namespace)
+        prefix = self._key(namespace, "")
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"  # the namespace is literal
+        try:
+            found = [name async for name in self._client().scan_iter(
+                match=pattern, count=500, _type="string")]
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            raise StateUnavailable(f"{self._description}: {type(exc).__name__}") from None
+        # Values only (`_type`): a queue (`append`) of the same namespace is a list.
+        return [name[len(prefix):] for name in found]
+
+    async def _indexed_keys(self, namespace: str) -> list[str]:
+        """The live members of the namespace's index; expired ones are removed from it."""
+        members = sorted(await self._call("smembers", self._index(namespace)))
+        if not members:
+            return []
+        present = await self._transaction(
+            *(("exists", (self._key(namespace, key),), {}) for key in members))
+        gone = [key for key, alive in zip(members, present, strict=True) if not alive]
+        if gone:
+            await self._call("srem", self._index(namespace), *gone)
+        return [key for key, alive in zip(members, present, strict=True) if alive]
 
     async def append(self, namespace: str, key: str, value: JsonDict,
                      ttl: float | None = None) -> None:

@@ -26,12 +26,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from rasa_service_desk.state import JsonDict, StateStore, StateUnavailable
+from rasa_service_desk.state import JsonDict, Put, StateStore, StateUnavailable
 
 T = TypeVar("T")
 
 #: How long a call waits for another process's write lock before giving up (seconds).
 BUSY_TIMEOUT_SECONDS = 5.0
+#: Pauses (seconds) before each try in the event loop, when another process holds the lock.
+IN_LOOP_PAUSES = (0.0, 0.001, 0.003)
 #: Expired rows are purged at most this often (seconds), by whichever write comes first.
 PURGE_INTERVAL_SECONDS = 600.0
 
@@ -53,6 +55,10 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS queue_by_key ON queue (namespace, key, seq)",
 )
 
+
+_UPSERT = ("INSERT INTO entries (namespace, key, value, expires_at) VALUES (?,?,?,?) "
+           "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value, "
+           "expires_at = excluded.expires_at")
 
 #: SQLite's result codes (the C API's; the sqlite3 module names them from Python 3.11).
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
@@ -150,17 +156,22 @@ class SqliteStore(StateStore):
             self._last_purge = 0.0  # another time
 
     async def _run(self, work: Callable[[], T]) -> T:
-        """`work()` in the event loop if no lock is in the way, else in a thread that waits
-        for it (up to `BUSY_TIMEOUT_SECONDS`)."""
+        """`work()` in the event loop if no lock is in the way (tried again after each of
+        `IN_LOOP_PAUSES`: another process holds the lock for microseconds, and handing the
+        work to a thread costs more), else in a thread that waits for it (up to
+        `BUSY_TIMEOUT_SECONDS`)."""
         try:
-            self._local.nonblocking = True
-            try:
-                return work()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-            finally:
-                self._local.nonblocking = False
+            for pause in IN_LOOP_PAUSES:
+                if pause:
+                    await asyncio.sleep(pause)
+                self._local.nonblocking = True
+                try:
+                    return work()
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+                finally:
+                    self._local.nonblocking = False
             return await asyncio.to_thread(work)
         except sqlite3.Error as exc:
             raise StateUnavailable(f"{self.path}: {exc}") from None
@@ -171,10 +182,7 @@ class SqliteStore(StateStore):
 
         def work() -> None:
             with self._write() as connection:
-                connection.execute(
-                    "INSERT INTO entries (namespace, key, value, expires_at) VALUES (?,?,?,?) "
-                    "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value, "
-                    "expires_at = excluded.expires_at", row)
+                connection.execute(_UPSERT, row)
 
         await self._run(work)
 
@@ -189,8 +197,10 @@ class SqliteStore(StateStore):
         return None if row is None else dict(json.loads(row[0]))
 
     async def claim(self, namespace: str, key: str, value: JsonDict,
-                    ttl: float | None = None) -> bool:
+                    ttl: float | None = None, *, also: Put | None = None) -> bool:
         now = time.time()
+        extra = None if also is None else (
+            also[0], also[1], json.dumps(also[2]), now + self.ttl(also[3]))
 
         def work() -> bool:
             with self._write() as connection:
@@ -200,7 +210,10 @@ class SqliteStore(StateStore):
                 cursor = connection.execute(
                     "INSERT OR IGNORE INTO entries (namespace, key, value, expires_at) "
                     "VALUES (?,?,?,?)", (namespace, key, json.dumps(value), now + self.ttl(ttl)))
-                return cursor.rowcount == 1
+                claimed = cursor.rowcount == 1
+                if extra is not None:
+                    connection.execute(_UPSERT, extra)
+                return claimed
 
         return await self._run(work)
 
@@ -211,6 +224,15 @@ class SqliteStore(StateStore):
                                    (namespace, key))
 
         await self._run(work)
+
+    async def keys(self, namespace: str) -> list[str]:
+        def work() -> list[Any]:
+            with self._connection() as connection:
+                return connection.execute(
+                    "SELECT key FROM entries WHERE namespace = ? AND expires_at > ?",
+                    (namespace, time.time())).fetchall()
+
+        return [str(row[0]) for row in await self._run(work)]
 
     async def append(self, namespace: str, key: str, value: JsonDict,
                      ttl: float | None = None) -> None:

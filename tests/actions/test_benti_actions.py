@@ -18,6 +18,7 @@ import pytest
 from rasa_sdk import Tracker
 
 from rasa_service_desk.actions.benti import message_html, transcript_attachment
+from rasa_service_desk.actions.transcript import transcript_text
 from rasa_service_desk.clients.benti.settings import SANDBOX_API_KEY, SANDBOX_API_SECRET
 from tests.support.rasa_payloads import (
     bot_event,
@@ -119,13 +120,37 @@ def sharing_server(sandbox: Sandbox, file_host: str) -> Iterator[ActionServer]:
         yield server
 
 
+IMPATIENT = {"BENTI_TIMEOUT_SECONDS": "1", "BENTI_RETRY_ATTEMPTS": "2"}
+
+
 @pytest.fixture(scope="module")
 def impatient_server(sandbox: Sandbox) -> Iterator[ActionServer]:
-    """An action server that gives Benti one second and two attempts (failure tests)."""
-    env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url,
-           "BENTI_TIMEOUT_SECONDS": "1", "BENTI_RETRY_ATTEMPTS": "2"}
+    """An action server that gives Benti one second and two attempts (failure tests), with
+    the outbox on (the default) looking for due tickets every 0.2 s and waiting at most 1 s
+    between two attempts."""
+    env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, **IMPATIENT,
+           "OUTBOX_POLL_SECONDS": "0.2", "OUTBOX_MAX_BACKOFF_SECONDS": "1"}
     with running_action_server(env) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def try_again_server(sandbox: Sandbox) -> Iterator[ActionServer]:
+    """The impatient action server without the outbox (`OUTBOX_ENABLED=0`, still supported):
+    a vendor outage is told to the customer, who says "try again"."""
+    env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, **IMPATIENT, "OUTBOX_ENABLED": "0"}
+    with running_action_server(env) as server:
+        yield server
+
+
+def wait_for_tickets(sandbox: Sandbox, title: str, timeout: float = 20.0) -> list[Any]:
+    """The simulator's tickets titled `title`, once there is one (the outbox files it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tickets = [t for t in sandbox.state("benti")["tickets"] if t["title"] == title]
+        if tickets or time.monotonic() > deadline:
+            return tickets
+        time.sleep(0.1)
 
 
 def conversation(metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -268,20 +293,48 @@ EXPLICIT_DENY = {"Message": "User is not authorized to access this resource with
 ], ids=["timeout", "500", "503", "429", "malformed", "rejected", "denied-twice",
         "unauthorized-twice"])
 def test_vendor_failure_is_explained_keeps_the_slots_and_try_again_works(
-    sandbox: Sandbox, impatient_server: ActionServer, fault: dict[str, Any], response: str,
+    sandbox: Sandbox, try_again_server: ActionServer, fault: dict[str, Any], response: str,
 ) -> None:
+    """Without the outbox (`OUTBOX_ENABLED=0`) every failure is told and "try again" files
+    the ticket; with it, the rejections and refusals are still told this way."""
     sandbox.reset("benti")
     sandbox.inject("benti", {**fault, "path": "/ticketing/v1/tickets"})
 
-    failed = impatient_server.run(ticket_payload())
+    failed = try_again_server.run(ticket_payload())
 
     assert responses(failed) == [response]
     assert slot_events(failed) == PENDING_ONLY  # every answer the customer gave is kept
 
-    retried = impatient_server.run(ticket_payload(pending_action=CREATE))
+    retried = try_again_server.run(ticket_payload(pending_action=CREATE))
     assert responses(retried) == ["utter_benti_ticket_created"]
     assert slot_events(retried)["pending_action"] is None
     assert "benti_ticket_id" in slot_events(retried)
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 500},
+    {"status": 503},  # never repeated at once: may have been filed
+    {"status": 429, "times": 2},
+    {"malformed": True},
+], ids=["500", "503", "429", "malformed"])
+def test_vendor_outage_queues_the_ticket_and_the_outbox_files_it(
+    sandbox: Sandbox, impatient_server: ActionServer, fault: dict[str, Any],
+) -> None:
+    """The default: Benti down or busy, the customer hears the ticket will be filed, the
+    form's texts are cleared like after a success (no "try again"), and the outbox files
+    the ticket once Benti is back."""
+    sandbox.reset("benti")
+    title = f"Printer on fire ({fault})"
+    sandbox.inject("benti", {**fault, "path": "/ticketing/v1/tickets"})
+
+    queued = impatient_server.run(ticket_payload(benti_ticket_title=title))
+
+    assert responses(queued) == ["utter_benti_ticket_queued"]
+    assert slot_events(queued) == {"benti_ticket_title": None, "benti_ticket_description": None}
+    tickets = wait_for_tickets(sandbox, title)
+    assert len(tickets) == 1
+    assert tickets[0]["message"] == message_html(SLOTS["benti_ticket_description"])
+    assert len(tickets[0]["attachments"]) == 1  # the transcript, saved with the ticket
 
 
 def test_expired_token_is_renewed_without_the_customer_noticing(
@@ -408,12 +461,15 @@ def test_long_transcript_keeps_its_most_recent_part() -> None:
     events = [user_event(f"message number {n} " + "é" * 50) for n in range(200)]
     tracker = Tracker.from_dict(webhook_payload(CREATE, events=events)["tracker"])
 
-    attachment = transcript_attachment(tracker, limit=2000)
+    attachment = transcript_attachment(transcript_text(tracker), limit=2000)
 
     text = attachment.content.decode("utf-8")  # never cut inside a character
     assert len(attachment.content) <= 2000
     assert "message number 199" in text and "message number 0 " not in text
     assert attachment.name.startswith("conversation-") and attachment.name.endswith(".txt")
+    # a queued ticket keeps the name it was given when the customer asked for it
+    assert transcript_attachment("hello", 2000, "conversation-saved.txt").name == (
+        "conversation-saved.txt")
 
 
 def test_description_cannot_inject_markup_into_the_agent_screen() -> None:

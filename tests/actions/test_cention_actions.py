@@ -48,12 +48,27 @@ def registry_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cention") / "errands.sqlite3"
 
 
+def server_env(sandbox: Sandbox, registry_path: Path) -> dict[str, str]:
+    return {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, "CENTION_TIMEOUT_SECONDS": "1",
+            "CENTION_RETRY_ATTEMPTS": "1", "STATE_URL": f"sqlite:///{registry_path}",
+            "CENTION_MAX_SUGGESTIONS": "2"}
+
+
 @pytest.fixture(scope="module")
 def server(sandbox: Sandbox, registry_path: Path) -> Iterator[ActionServer]:
-    """Cention gets one second and one attempt, so failures show at once."""
-    env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, "CENTION_TIMEOUT_SECONDS": "1",
-           "CENTION_RETRY_ATTEMPTS": "1", "STATE_URL": f"sqlite:///{registry_path}",
-           "CENTION_MAX_SUGGESTIONS": "2"}
+    """Cention gets one second and one attempt, so failures show at once; the outbox (on,
+    the default) looks for due errands every 0.2 s and waits at most 1 s between attempts."""
+    env = {**server_env(sandbox, registry_path), "OUTBOX_POLL_SECONDS": "0.2",
+           "OUTBOX_MAX_BACKOFF_SECONDS": "1"}
+    with running_action_server(env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def try_again_server(sandbox: Sandbox, registry_path: Path) -> Iterator[ActionServer]:
+    """The same without the outbox (`OUTBOX_ENABLED=0`, still supported): a Cention outage
+    is told to the customer, who says "try again"."""
+    env = {**server_env(sandbox, registry_path), "OUTBOX_ENABLED": "0"}
     with running_action_server(env) as running:
         yield running
 
@@ -303,12 +318,46 @@ def test_errand_needs_the_form_first(server: ActionServer) -> None:
     ({"delay": 2.0}, "utter_vendor_unavailable"),
 ])
 def test_errand_failures_keep_every_slot(
-    server: ActionServer, sandbox: Sandbox, fault: dict[str, Any], response: str,
+    try_again_server: ActionServer, sandbox: Sandbox, fault: dict[str, Any], response: str,
 ) -> None:
+    """Without the outbox every failure is told and "try again" is offered; with it, the
+    rejections and refusals still are."""
     sandbox.inject("cention", {**fault, "path": "c3_new_errands"})
-    reply = server.run(errand_payload(f"conv-{uuid.uuid4().hex[:8]}"))
+    reply = try_again_server.run(errand_payload(f"conv-{uuid.uuid4().hex[:8]}"))
     assert responses(reply) == [response]
     assert slot_events(reply) == {"pending_action": CREATE}
+
+
+def errands_about(sandbox: Sandbox, subject: str, timeout: float = 20.0) -> list[Any]:
+    """The simulator's errands with `subject`, once there is one (the outbox files it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        errands = [e for e in sandbox.state("cention")["errands"]
+                   if e["attributes"]["msg"]["subject"] == subject]
+        if errands or time.monotonic() > deadline:
+            return errands
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 503}, {"status": 500}, {"status": 429}, {"malformed": True}, {"delay": 2.0},
+], ids=["503", "500", "429", "malformed", "timeout"])
+def test_errand_outage_queues_the_hand_off_and_the_outbox_passes_it_on(
+    server: ActionServer, sandbox: Sandbox, fault: dict[str, Any],
+) -> None:
+    """The default: Cention down or busy, the customer hears the errand will be passed on,
+    the subject is cleared like after a hand-off (no "try again"), and the outbox creates
+    the errand, once (its message id), for this conversation, when Cention is back."""
+    sender = f"conv-{uuid.uuid4().hex[:8]}"
+    subject = f"Parcel never arrived ({sender})"
+    sandbox.inject("cention", {**fault, "path": "c3_new_errands"})
+
+    reply = server.run(errand_payload(sender, cention_errand_subject=subject))
+
+    assert responses(reply) == ["utter_cention_errand_queued"]
+    assert slot_events(reply) == {"cention_errand_subject": None}
+    [errand] = errands_about(sandbox, subject)
+    assert errand["extradata"]["conversation_id"] == sender
 
 
 # -- domain ----------------------------------------------------------------------------

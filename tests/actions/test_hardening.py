@@ -109,9 +109,10 @@ def test_sigterm_mid_traffic_answers_every_request_in_flight() -> None:
 
 def test_a_hanging_vendor_gets_the_unavailable_reply_before_the_deadline(
         sandbox: Sandbox) -> None:
+    """Without the outbox (`OUTBOX_ENABLED=0`): the customer is told, "try again" armed."""
     sandbox.reset("benti")
     env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, "ACTION_DEADLINE_SECONDS": "1.5",
-           "BENTI_TIMEOUT_SECONDS": "60"}
+           "BENTI_TIMEOUT_SECONDS": "60", "OUTBOX_ENABLED": "0"}
     with running_action_server(env) as server:
         server.run(webhook_payload(CREATE, slots=SLOTS))  # warm: the hang hits the ticket
         sandbox.inject("benti", {"delay": 30, "path": "/tickets", "method": "POST"})
@@ -126,6 +127,34 @@ def test_a_hanging_vendor_gets_the_unavailable_reply_before_the_deadline(
     assert reply["events"] == [{"event": "slot", "timestamp": None, "name": "pending_action",
                                 "value": CREATE}]
     assert "ACTION_DEADLINE_SECONDS" in log
+
+
+def test_a_hanging_vendor_gets_the_queued_reply_before_the_deadline(
+        sandbox: Sandbox) -> None:
+    """With the outbox (the default): the first attempt gets most of the deadline, then the
+    ticket is queued and the customer told so in time; the outbox files it afterwards."""
+    sandbox.reset("benti")
+    title = "Printer on fire (hanging)"
+    slots = {**SLOTS, "benti_ticket_title": title}
+    env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, "ACTION_DEADLINE_SECONDS": "1.5",
+           "BENTI_TIMEOUT_SECONDS": "60", "OUTBOX_POLL_SECONDS": "0.2",
+           "OUTBOX_MAX_BACKOFF_SECONDS": "1"}
+    with running_action_server(env) as server:
+        server.run(webhook_payload(CREATE, slots=SLOTS))  # warm: the hang hits the ticket
+        sandbox.inject("benti", {"delay": 30, "path": "/tickets", "method": "POST"})
+        started = time.monotonic()
+        reply = server.run(webhook_payload(CREATE, slots=slots))
+        elapsed = time.monotonic() - started
+        deadline = time.monotonic() + 20
+        filed: list[Any] = []
+        while not filed and time.monotonic() < deadline:
+            filed = [t for t in sandbox.state("benti")["tickets"] if t["title"] == title]
+            time.sleep(0.1)
+
+    assert elapsed < 5
+    assert responses(reply) == ["utter_benti_ticket_queued"]
+    assert slot_events(reply) == {"benti_ticket_title": None, "benti_ticket_description": None}
+    assert len(filed) == 1
 
 
 # -- 14. "try again" runs only this project's actions --------------------------------------

@@ -3,7 +3,9 @@ timeouts. Each test module here starts its own simulators and action server (col
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +13,9 @@ import pytest
 import requests
 
 from rasa_service_desk.clients.loop.settings import SANDBOX_AUTH_TOKEN
+from rasa_service_desk.outbox import DELIVERED, NAMESPACE
 from rasa_service_desk.sandbox.loop import LOBBY
+from rasa_service_desk.state import open_store
 from tests.actions.test_loop_feedback import create, form_turn
 from tests.actions.test_loop_survey import SurveyConversation
 from tests.support.rasa_payloads import responses, slot_events, webhook_payload
@@ -41,9 +45,43 @@ def env(sandbox: Sandbox, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def lobby() -> Iterator[tuple[ActionServer, Sandbox]]:
-    with running_sandbox() as sandbox, running_action_server(env(sandbox)) as server:
+def state_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('lobby') / 'state.sqlite3'}"
+
+
+@pytest.fixture(scope="module")
+def lobby(state_url: str) -> Iterator[tuple[ActionServer, Sandbox]]:
+    """The lobby's simulators and action server; its outbox (on, the default) looks for due
+    submissions every 0.2 s and keeps them in `state_url`, where a test can see them."""
+    with running_sandbox() as sandbox, running_action_server(
+            env(sandbox, OUTBOX_POLL_SECONDS="0.2", STATE_URL=state_url)) as server:
         yield server, sandbox
+
+
+@pytest.fixture(scope="module")
+def try_again_lobby(lobby: tuple[ActionServer, Sandbox]) -> Iterator[ActionServer]:
+    """The lobby without the outbox (`OUTBOX_ENABLED=0`, still supported): an outage is
+    told to the customer, who says "try again"."""
+    with running_action_server(env(lobby[1], OUTBOX_ENABLED="0")) as server:
+        yield server
+
+
+@pytest.fixture
+def try_again(lobby: tuple[ActionServer, Sandbox], try_again_lobby: ActionServer) -> ActionServer:
+    lobby[1].reset("loop")
+    return try_again_lobby
+
+
+def outbox_states(state_url: str) -> list[str]:
+    """The state of every submission in the outbox of `state_url`."""
+    async def read() -> list[str]:
+        store = open_store(state_url)
+        try:
+            entries = [await store.get(NAMESPACE, key) for key in await store.keys(NAMESPACE)]
+            return [str(entry["state"]) for entry in entries if entry is not None]
+        finally:
+            await store.close()
+    return asyncio.run(read())
 
 
 @pytest.fixture
@@ -162,12 +200,35 @@ def test_loop_with_mapped_custom_fields_and_clean_logs(
     assert EMAIL not in output
 
 
-def test_a_loop_timeout_is_reported_and_not_repeated(server: ActionServer, sim: Sandbox) -> None:
+def test_a_loop_timeout_is_reported_and_not_repeated(try_again: ActionServer,
+                                                    sim: Sandbox) -> None:
+    """Without the outbox: told, "try again" armed, and the loop not sent twice at once."""
     sim.inject("loop", {"delay": 1.5, "path": "/loops", "method": "POST"})
-    reply = create(server, {"loop_description": "The shower is cold."})
+    reply = create(try_again, {"loop_description": "The shower is cold."})
     assert responses(reply) == ["utter_vendor_unavailable"]
     assert slot_events(reply) == {"pending_action": "action_loop_create_loop"}
     assert sim.calls("loop")["POST /loop/api/v1/loops"] == 1
+
+
+def test_a_loop_timeout_is_queued_and_the_outbox_opens_exactly_one_loop(
+    server: ActionServer, sim: Sandbox, state_url: str,
+) -> None:
+    """With the outbox (the default): the customer hears the feedback will be passed on;
+    the outbox, unsure whether the slow Loop created the loop, looks it up by the
+    customer's email before sending again: one loop in the end."""
+    description = "The shower is cold (slow Loop)."
+    sim.inject("loop", {"delay": 1.5, "path": "/loops", "method": "POST"})
+
+    reply = create(server, {"loop_description": description, "customer_email": EMAIL})
+
+    assert responses(reply) == ["utter_loop_create_queued"]
+    assert slot_events(reply) == {"loop_description": None, "loop_title": None}
+    deadline = time.monotonic() + 20
+    while outbox_states(state_url) != [DELIVERED] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert outbox_states(state_url) == [DELIVERED]
+    assert sim.calls("loop")["GET /loop/api/v1/users/"] >= 1  # looked up before sending
+    assert [loop["description"] for loop in sim.state("loop")["loops"]] == [description]
 
 
 def test_lookups_are_cached_across_conversations() -> None:

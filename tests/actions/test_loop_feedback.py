@@ -4,6 +4,7 @@ real action server against the simulator."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -118,16 +119,46 @@ def test_without_a_description_nothing_is_sent(
     ({"status": 403}, "utter_integration_unavailable", 1),
 ])
 def test_a_failed_loop_keeps_the_slots(
-    action_server: ActionServer, loop_sandbox: Sandbox, fault: dict[str, Any], response: str,
-    calls: int,
+    loop_try_again_server: ActionServer, loop_sandbox: Sandbox, fault: dict[str, Any],
+    response: str, calls: int,
 ) -> None:
+    """Without the outbox (`OUTBOX_ENABLED=0`) every failure is told and "try again" opens
+    the loop; with it, the rejections and refusals still are."""
     loop_sandbox.inject("loop", {**fault, "path": "/loops", "method": "POST"})
-    slots = {"loop_description": DESCRIPTION, "customer_email": "jason@example.com"}
-    reply = create(action_server, slots)
+    description = f"{DESCRIPTION} ({uuid.uuid4().hex[:8]})"
+    slots = {"loop_description": description, "customer_email": "jason@example.com"}
+    reply = create(loop_try_again_server, slots)
     assert responses(reply) == [response]
     assert slot_events(reply) == {"pending_action": "action_loop_create_loop"}
     assert loop_sandbox.calls("loop")["POST /loop/api/v1/loops"] == calls
-    reply = create(action_server, {**slots, "pending_action": "action_loop_create_loop"})
+    reply = create(loop_try_again_server, {**slots, "pending_action": "action_loop_create_loop"})
     assert responses(reply) == ["utter_loop_created"]
     assert slot_events(reply)["pending_action"] is None
-    assert len(loop_sandbox.state("loop")["loops"]) == 1
+    assert [loop["description"] for loop in loop_sandbox.state("loop")["loops"]
+            if loop["description"] == description] == [description]
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 503}, {"status": 502}, {"status": 429, "times": 3}, {"malformed": True},
+], ids=["503", "502", "429", "malformed"])
+def test_a_loop_during_an_outage_is_queued_and_opened_later(
+    loop_outbox_server: ActionServer, loop_sandbox: Sandbox, fault: dict[str, Any],
+) -> None:
+    """The default: Loop down or busy, the customer hears the feedback will be passed on,
+    the description is cleared like after a success (no "try again"), and the outbox
+    opens the loop, once, when Loop is back."""
+    loop_sandbox.inject("loop", {**fault, "path": "/loops", "method": "POST"})
+    description = f"{DESCRIPTION} ({uuid.uuid4().hex[:8]})"
+    slots = {"loop_description": description, "customer_email": "jason@example.com"}
+
+    reply = create(loop_outbox_server, slots)
+
+    assert responses(reply) == ["utter_loop_create_queued"]
+    assert slot_events(reply) == {"loop_description": None, "loop_title": None}
+    deadline = time.monotonic() + 20
+    opened: list[Any] = []
+    while not opened and time.monotonic() < deadline:
+        opened = [loop for loop in loop_sandbox.state("loop")["loops"]
+                  if loop["description"] == description]
+        time.sleep(0.1)
+    assert len(opened) == 1

@@ -187,10 +187,12 @@ def test_unknown_language_falls_back_to_the_configured_one(
     ({"status": 401}, "utter_integration_unavailable", 1),
 ])
 def test_failed_submission_keeps_the_answers_and_try_again_sends_them(
-    action_server: ActionServer, loop_sandbox: Sandbox, fault: dict[str, Any], response: str,
-    calls: int,
+    loop_try_again_server: ActionServer, loop_sandbox: Sandbox, fault: dict[str, Any],
+    response: str, calls: int,
 ) -> None:
-    talk = SurveyConversation(action_server)
+    """Without the outbox (`OUTBOX_ENABLED=0`) every failure is told and "try again" sends
+    the answers; with it, the rejections and refusals still are."""
+    talk = SurveyConversation(loop_try_again_server)
     talk.complete(restaurant_answer)
     answers = talk.slots["loop_answers"]
     loop_sandbox.inject("loop", {**fault, "path": "/responses"})
@@ -202,12 +204,41 @@ def test_failed_submission_keeps_the_answers_and_try_again_sends_them(
     assert loop_sandbox.calls("loop")["POST /loop/api/v1/responses"] == calls
     assert loop_sandbox.state("loop")["responses"] == []
 
-    retry = action_server.run(webhook_payload("action_retry_pending", slots=talk.slots))
+    retry = loop_try_again_server.run(webhook_payload("action_retry_pending", slots=talk.slots))
     assert responses(retry) == ["utter_retrying"]
     reply = talk.submit()
     assert responses(reply)[0] == "utter_loop_survey_thanks"
     assert slot_events(reply)["pending_action"] is None
     assert len(loop_sandbox.state("loop")["responses"]) == 1
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 503}, {"status": 500}, {"status": 429, "times": 3}, {"malformed": True},
+], ids=["503", "500", "429", "malformed"])
+def test_a_submission_during_an_outage_is_queued_and_sent_later(
+    loop_outbox_server: ActionServer, loop_sandbox: Sandbox, fault: dict[str, Any],
+) -> None:
+    """The default: Loop down or busy, the customer hears the answers will be sent, the
+    answers are cleared like after a success (no "try again"), and the outbox sends the
+    response, once, when Loop is back."""
+    words = f"Your bacon is the best! ({uuid.uuid4().hex[:8]})"
+    talk = SurveyConversation(loop_outbox_server)
+    talk.complete(lambda m: words if m["category_id"] == Q_ELSE else restaurant_answer(m))
+    loop_sandbox.inject("loop", {**fault, "path": "/responses"})
+
+    reply = talk.submit()
+
+    assert responses(reply) == ["utter_loop_survey_queued"]
+    assert slot_events(reply) == {"loop_answers": None, "loop_survey": None}
+    deadline = time.monotonic() + 20
+    sent: list[Any] = []
+    while not sent and time.monotonic() < deadline:
+        sent = [stored for stored in loop_sandbox.state("loop")["responses"]
+                if words in [r["value"] for r in stored["responses"]]]
+        time.sleep(0.1)
+    assert len(sent) == 1
+    assert {r["categoryId"]: r["value"] for r in sent[0]["responses"]} == {
+        Q_SWIFT: True, Q_FOOD: False, Q_CLEAN: True, Q_ELSE: words}
 
 
 def test_an_unfinished_survey_is_not_submitted(

@@ -24,7 +24,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         scenarios=["noop", "benti", "naive_benti"],
         results_dir=tmp_path_factory.mktemp("bench-results"),
         p50_concurrency=4, workers=1, cpu_baseline_requests=20, scaling_workers=[1, 2],
-        scaling_concurrency=[4],
+        scaling_concurrency=[4], idempotency_rounds=0,
     )
     _, folder = run(config)
     return json.loads((folder / "results.json").read_text()), folder

@@ -27,6 +27,7 @@ import yaml
 
 from rasa_service_desk.clients.cention.settings import SANDBOX_ERRAND_TOKEN
 from tests.e2e.bot import CALLBACK_SECRET, RasaServer
+from tests.e2e.deploy import ActionProxy
 from tests.support.servers import (
     ROOT,
     ActionServer,
@@ -83,14 +84,65 @@ def errand_registry(runtime_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def bot_action_server(sandbox: Sandbox, errand_registry: Path) -> Iterator[ActionServer]:
-    """The real action server of this environment, every vendor pointed at the simulators."""
-    with running_action_server({
+def rasa_port() -> int:
+    """Rasa's port, chosen before the action server starts: its outbox tells Rasa there."""
+    return free_port()
+
+
+def action_server_env(sandbox: Sandbox, errand_registry: Path, rasa_port: int
+                      ) -> dict[str, str]:
+    """The action servers' environment: every vendor pointed at the simulators, the shared
+    state, and an outbox (on, the default) that looks every 0.2 s, waits at most 1 s between
+    two attempts, and tells this run's Rasa."""
+    return {
         "SANDBOX": "1",
         "SANDBOX_URL": sandbox.url,
         "STATE_URL": f"sqlite:///{errand_registry}",
-    }) as server:
+        "OUTBOX_RASA_URL": f"http://127.0.0.1:{rasa_port}",
+        "OUTBOX_POLL_SECONDS": "0.2",
+        "OUTBOX_MAX_BACKOFF_SECONDS": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def bot_action_server(sandbox: Sandbox, errand_registry: Path,
+                      rasa_port: int) -> Iterator[ActionServer]:
+    """The real action server of this environment (the default configuration)."""
+    with running_action_server(action_server_env(sandbox, errand_registry, rasa_port)) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def try_again_action_server(sandbox: Sandbox, errand_registry: Path,
+                            rasa_port: int) -> Iterator[ActionServer]:
+    """The same without the outbox (`OUTBOX_ENABLED=0`, still supported): a vendor outage is
+    told to the customer, who says "try again"."""
+    with running_action_server({**action_server_env(sandbox, errand_registry, rasa_port),
+                                "OUTBOX_ENABLED": "0"}) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def action_proxy(bot_action_server: ActionServer) -> Iterator[ActionProxy]:
+    """Rasa's action endpoint: the default action server unless a test asks for the one
+    without the outbox (`without_outbox`)."""
+    proxy = ActionProxy(bot_action_server.url)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+def without_outbox(rasa_server: RasaServer, action_proxy: ActionProxy,
+                   try_again_action_server: ActionServer,
+                   bot_action_server: ActionServer) -> Iterator[RasaServer]:
+    """The reference bot, for one test, running its actions without the outbox."""
+    action_proxy.route_to(try_again_action_server.url)
+    try:
+        yield rasa_server
+    finally:
+        action_proxy.route_to(bot_action_server.url)
 
 
 def connector_settings(sandbox: Sandbox, errand_registry: Path) -> dict[str, Any]:
@@ -118,12 +170,13 @@ def write_runtime_config(directory: Path, action_server_url: str,
 
 @pytest.fixture(scope="session")
 def rasa_server(rasa_bin: Path, rasa_model: Path, bot_action_server: ActionServer,
-                sandbox: Sandbox, runtime_dir: Path,
-                errand_registry: Path) -> Iterator[RasaServer]:
-    """`rasa run --enable-api` on a free port with the generated credentials and endpoints."""
+                action_proxy: ActionProxy, sandbox: Sandbox, runtime_dir: Path,
+                errand_registry: Path, rasa_port: int) -> Iterator[RasaServer]:
+    """`rasa run --enable-api` on its port with the generated credentials and endpoints,
+    reaching the action server through `action_proxy`."""
     credentials, endpoints = write_runtime_config(
-        runtime_dir, bot_action_server.url, connector_settings(sandbox, errand_registry))
-    port = free_port()
+        runtime_dir, action_proxy.url, connector_settings(sandbox, errand_registry))
+    port = rasa_port
     process = start_process(
         [str(rasa_bin), "run", "--enable-api", "--interface", "127.0.0.1",
          "--port", str(port), "--model", str(rasa_model),

@@ -1,8 +1,11 @@
 """A customer opens a Benti ticket through the real bot; the ticket carries the transcript.
-Then Benti fails as the ticket is filed, and "try again" files it without retyping."""
+Then Benti fails as the ticket is filed: by default the ticket waits in the outbox and is
+filed when Benti is back; without the outbox (`OUTBOX_ENABLED=0`), "try again" files it
+without retyping."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -66,10 +69,32 @@ def test_ticket_is_opened_with_the_conversation_attached(
     chat.expect("thanks", "utter_you_are_welcome")
 
 
-def test_customer_retries_after_benti_fails_without_retyping(
+def test_a_ticket_during_a_benti_outage_is_queued_and_filed_later(
     rasa_server: RasaServer, sandbox: Sandbox
 ) -> None:
     chat = rasa_server.conversation()
+    title = f"Invoice late {chat.sender[-6:]}"
+    sandbox.inject("benti", {"status": 503, "path": "/tickets", "method": "POST"})
+    chat.expect("hello", "utter_greet")
+    replies = fill_ticket_form(chat, title, "My April invoice never arrived.")
+    assert len(replies) == 1 and is_response(replies[0], "utter_benti_ticket_queued"), replies
+    slots = chat.slots()
+    assert slots["pending_action"] is None  # nothing for the customer to try again
+    assert slots["benti_ticket_title"] is None and slots["benti_ticket_description"] is None
+
+    deadline = time.monotonic() + 30
+    filed: list[dict[str, Any]] = []
+    while not filed and time.monotonic() < deadline:
+        filed = [t for t in sandbox.state("benti")["tickets"] if t["title"] == title]
+        time.sleep(0.2)
+    assert len(filed) == 1
+    assert "April invoice" in filed[0]["message"]
+
+
+def test_customer_retries_after_benti_fails_without_retyping(
+    without_outbox: RasaServer, sandbox: Sandbox
+) -> None:
+    chat = without_outbox.conversation()
     before = len(sandbox.state("benti")["tickets"])
     # A 503 may come from a gateway after the ticket was filed: the client never repeats it.
     attempts = 1

@@ -62,9 +62,10 @@ def test_survey_is_asked_and_the_typed_answers_stored(rasa_server: RasaServer,
     assert slots["loop_loop_id"] == responses[-1]["loopId"]
 
 
-def test_answers_are_sent_again_after_loop_fails(rasa_server: RasaServer,
+def test_answers_are_sent_again_after_loop_fails(without_outbox: RasaServer,
                                                  sandbox: Sandbox) -> None:
-    chat = rasa_server.conversation()
+    """Without the outbox (`OUTBOX_ENABLED=0`): the customer says "try again"."""
+    chat = without_outbox.conversation()
     before = len(sandbox.state("loop")["responses"])
     # A 503 may come from a gateway after Loop stored the response: the client never repeats
     # it, the customer does ("try again").

@@ -131,7 +131,8 @@ class ActionBotOwn(Action):
 '''
 
 #: Settings of other runs must not leak into the bots' processes.
-FOREIGN_VARIABLES = ("PYTHONPATH", "SANDBOX", *(f"{v.upper()}_" for v in INTEGRATIONS))
+FOREIGN_VARIABLES = ("PYTHONPATH", "SANDBOX", "OUTBOX_",
+                     *(f"{v.upper()}_" for v in INTEGRATIONS))
 QUIET_RASA = {"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
               "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -471,7 +472,10 @@ def new_bot(request: pytest.FixtureRequest, bot_factory: BotFactory, newbot_rasa
     actions = start_in_bot(
         [str(prepared.install.python), "-m", "rasa_sdk", "--actions", "actions",
          "--port", str(action_port)],
-        bot, "action-server", bot_env(SANDBOX="1", SANDBOX_URL=sandbox.url))
+        # Without the outbox (`OUTBOX_ENABLED=0`, still supported): the conversations here
+        # show a vendor failure told to the customer and "try again" recovering it.
+        bot, "action-server", bot_env(SANDBOX="1", SANDBOX_URL=sandbox.url,
+                                      OUTBOX_ENABLED="0"))
     try:
         action_url = f"http://127.0.0.1:{action_port}"
         wait_until_ready(f"{action_url}/health", actions)

@@ -53,10 +53,13 @@ NO_EXAMPLES = re.compile(
     r"The intent '(\w+)' is listed in the domain file, but is not found in the NLU training data")
 #: Intents that never come from the NLU pipeline and so have no examples on purpose: the
 #: agent's answer reaches Rasa already parsed from the Cention channel (an example would let
-#: a customer's text pass for an agent's answer), and a picked library question is a button
-#: payload (`/cention_pick_question{...}`), which skips NLU.
+#: a customer's text pass for an agent's answer), a picked library question is a button
+#: payload (`/cention_pick_question{...}`), which skips NLU, and `<vendor>_submission_update`
+#: is triggered by the outbox through Rasa's API when a queued submission was filed.
 INTENTS_WITHOUT_EXAMPLES: dict[str, set[str]] = {
-    "cention": {"cention_agent_answer", "cention_pick_question"},
+    "benti": {"benti_submission_update"},
+    "cention": {"cention_agent_answer", "cention_pick_question", "cention_submission_update"},
+    "loop": {"loop_submission_update"},
 }
 
 

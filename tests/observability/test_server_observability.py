@@ -55,7 +55,10 @@ def calls(samples: Samples, vendor: str, operation: str, outcome: str) -> float:
 def server(sandbox: Sandbox) -> Any:
     sandbox.reset("benti")
     sandbox.reset("cention")
-    env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, "ACTION_SERVER_TOKEN": TOKEN}
+    # The outbox (on, the default) looks for due submissions only every 300 s: a queued
+    # ticket is not sent again while a test reads the counters.
+    env = {"SANDBOX": "1", "SANDBOX_URL": sandbox.url, "ACTION_SERVER_TOKEN": TOKEN,
+           "OUTBOX_POLL_SECONDS": "300"}
     with running_action_server(env) as running:
         yield running
 
@@ -88,12 +91,16 @@ def test_metrics_move_with_a_conversation_and_count_an_injected_fault(
                  vendor="benti", operation="create_ticket") == 1
     assert value(middle, "service_desk_vendor_calls_in_flight", vendor="benti") == 0
 
-    # A lookup (idempotent) answered 503 twice: retried, then the customer hears it.
+    # A lookup (idempotent) answered 503 every time: retried, then the ticket is queued in
+    # the outbox and the customer hears it will be filed.
     sandbox.inject("benti", {"status": 503, "times": 5, "path": "/ticketing/v1/users",
                              "method": "GET"})
     failed = run(server, webhook_payload(CREATE, slots=SLOTS))
-    assert responses(failed) == ["utter_vendor_unavailable"]
+    assert responses(failed) == ["utter_benti_ticket_queued"]
     text, after = scrape(server)
+
+    assert value(after, "service_desk_outbox_submissions_total", vendor="benti",
+                 event="queued") == 1
 
     assert calls(after, "benti", "find_user", "unavailable") == 1
     assert value(after, "service_desk_vendor_retries_total", vendor="benti",
@@ -110,8 +117,9 @@ def test_metrics_move_with_a_conversation_and_count_an_injected_fault(
 
 def test_a_429_asking_for_an_hour_is_not_retried_and_the_customer_hears_busy(
         sandbox: Sandbox, server: ActionServer) -> None:
-    """`Retry-After: 3600` on the ticket: one vendor call, `utter_vendor_busy` at once (not
-    after 5 s of hammering), every slot kept, and the refusal counted."""
+    """`Retry-After: 3600` on the ticket: one vendor call, the ticket queued in the outbox
+    and the customer told so at once (not after 5 s of hammering), and the refusal
+    counted."""
     run(server, webhook_payload(CREATE, slots=SLOTS))  # token and user lookup warm
     before = sandbox.calls("benti")
     sandbox.inject("benti", {"status": 429, "path": "/ticketing/v1/tickets", "method": "POST",
@@ -121,8 +129,8 @@ def test_a_429_asking_for_an_hour_is_not_retried_and_the_customer_hears_busy(
     reply = run(server, webhook_payload(CREATE, slots=SLOTS))
     elapsed = time.monotonic() - started
 
-    assert responses(reply) == ["utter_vendor_busy"]
-    assert slot_events(reply) == {"pending_action": CREATE}
+    assert responses(reply) == ["utter_benti_ticket_queued"]
+    assert slot_events(reply) == {"benti_ticket_title": None, "benti_ticket_description": None}
     assert elapsed < 2
     now = sandbox.calls("benti")
     ticket_calls = {route: now[route] - before.get(route, 0) for route in now
@@ -134,6 +142,8 @@ def test_a_429_asking_for_an_hour_is_not_retried_and_the_customer_hears_busy(
     assert value(samples, "service_desk_vendor_rate_limit_waits_total", vendor="benti",
                  operation="create_ticket", decision="waited") == 0
     assert calls(samples, "benti", "create_ticket", "rate_limited") == 1
+    assert value(samples, "service_desk_outbox_submissions_total", vendor="benti",
+                 event="queued") == 1
 
 
 def test_ready_lists_integrations_and_turns_503_on_sigterm_while_draining(

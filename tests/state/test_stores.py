@@ -53,6 +53,21 @@ async def test_of_fifty_concurrent_claims_exactly_one_wins(store: StateStore) ->
     assert await store.get("ns", "errand:1") == {"by": winner}
 
 
+async def test_a_claim_puts_its_companion_value_in_the_same_write(store: StateStore) -> None:
+    """The submission path claims its key and points the conversation at it in one write;
+    the pointer is written by the winner and by a repeat alike (it names the same key)."""
+    assert await store.claim("claims", "k", {"state": "sending"},
+                             also=("pointers", "conv", {"key": "k"}, 60))
+    assert await store.get("pointers", "conv") == {"key": "k"}
+    assert not await store.claim("claims", "k", {"state": "other"},
+                                 also=("pointers", "conv", {"key": "k", "again": True}, 60))
+    assert await store.get("claims", "k") == {"state": "sending"}
+    assert await store.get("pointers", "conv") == {"key": "k", "again": True}
+    await store.claim("claims", "short", {}, also=("pointers", "short", {"v": 1}, 0.2))
+    await asyncio.sleep(0.4)
+    assert await store.get("pointers", "short") is None  # the companion's own expiry
+
+
 async def test_queues_keep_order_and_are_taken_once(store: StateStore) -> None:
     for n in range(5):
         await store.append("q", "conversation-1", {"n": n})
@@ -169,3 +184,43 @@ def test_the_action_server_stops_at_start_on_an_unreachable_state_url(tmp_path: 
     assert proc.returncode == 2
     assert "STATE_URL" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+async def test_keys_lists_the_values_of_one_namespace_now(store: StateStore) -> None:
+    assert await store.keys("outbox") == []
+    for key in ("a1", "b:2", "c 3", "ü*?[x]"):
+        await store.put("outbox", key, {"k": key})
+    await store.put("outbox_leases", "a1", {"owner": "x"})  # a namespace sharing the prefix
+    await store.put("other", "z", {"v": 1})
+    await store.append("outbox", "queued", {"v": 1})  # a queue, not a value
+    await store.claim("outbox", "claimed", {"v": 1})
+    await store.put("outbox", "short", {"v": 1}, ttl=0.2)
+    assert sorted(await store.keys("outbox")) == sorted(
+        ["a1", "b:2", "c 3", "ü*?[x]", "claimed", "short"])
+    await store.delete("outbox", "b:2")
+    await asyncio.sleep(0.4)
+    assert sorted(await store.keys("outbox")) == sorted(["a1", "c 3", "ü*?[x]", "claimed"])
+    assert await store.keys("outbox_leases") == ["a1"]
+    assert await store.keys("out") == []
+
+
+async def test_keys_of_a_namespace_with_glob_characters_are_its_own(
+        store: StateStore) -> None:
+    await store.put("ns*", "k1", {"v": 1})
+    await store.put("ns1", "k2", {"v": 2})
+    await store.put("ns?", "k3", {"v": 3})
+    assert await store.keys("ns*") == ["k1"]
+    assert await store.keys("ns?") == ["k3"]
+
+
+async def test_keys_of_many_entries_are_all_listed(store: StateStore) -> None:
+    for n in range(1200):
+        await store.put("many", f"key-{n}", {"n": n})
+    assert sorted(await store.keys("many")) == sorted(f"key-{n}" for n in range(1200))
+
+
+async def test_keys_of_a_down_redis_is_reported_not_hidden(redis_server: RedisServer) -> None:
+    dead = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(StateUnavailable):
+        await dead.keys("outbox")
+    await dead.close()

@@ -15,6 +15,8 @@ With `LOOP_LET_CUSTOMER_CHOOSE_LOCATION` on, the form first asks `loop_location`
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -22,11 +24,13 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction
+from rasa_service_desk.actions.delivery import ActionSubmissionUpdate, Submission, declare
 from rasa_service_desk.actions.forms import TextSlotForm
 from rasa_service_desk.actions.loop.location import (
     LOCATION_SLOT,
     LocationChoice,
-    chosen_location,
+    chosen_location_id,
+    location_by_id,
 )
 from rasa_service_desk.actions.loop.survey import is_skip, settings
 from rasa_service_desk.actions.runtime import client, enable
@@ -46,6 +50,7 @@ from rasa_service_desk.actions.validation import (
 )
 from rasa_service_desk.clients.errors import RejectedInput
 from rasa_service_desk.clients.loop.client import LoopClient, LoopUser
+from rasa_service_desk.outbox import Kind
 
 #: Importing this module enables Loop: its settings are read and checked now.
 enable("loop")
@@ -94,8 +99,55 @@ def recorded_loops(tracker: Tracker) -> list[dict[str, str]]:
     return records
 
 
+async def create_loop(payload: dict[str, Any]) -> dict[str, Any]:
+    """Open the loop saved in `payload` (at once, or later from the outbox), dated when the
+    customer asked for it."""
+    user = LoopUser(**payload["user"])
+    created = await client("loop", LoopClient).create_loop(
+        payload["description"], title=payload.get("title"), user=user,
+        custom_fields=payload.get("custom_fields") or {},
+        when=datetime.fromtimestamp(payload["asked_at"], timezone.utc),
+        location=await location_by_id(payload.get("location_id")),
+    )
+    return {"id": created.id, "url": created.url}
+
+
+async def find_loop(payload: dict[str, Any], since: float) -> dict[str, Any] | None:
+    """The loop of `payload` if Loop already holds it (after an attempt whose outcome is
+    unknown)."""
+    user = LoopUser(**payload["user"])
+    found = await filed_loop(user, payload["description"], since)
+    return found
+
+
+def confirm_loop(created: dict[str, Any], dispatcher: CollectingDispatcher,
+                 tracker: Tracker) -> EventList:
+    """Tell the customer their feedback was passed on (at once, or when the outbox opened
+    the loop), and remember the loop for "how is my request doing"."""
+    dispatcher.utter_message(response="utter_loop_created")
+    # The contact from the conversation's slots (the loop was opened with them), so that the
+    # outcome recorded in the shared state holds ids only.
+    contact = {"email": clean_email(text_slot(tracker, EMAIL_SLOT)),
+               "sms": clean_phone(text_slot(tracker, PHONE_SLOT))}
+    record = {"id": created["id"], **{key: value for key, value in contact.items() if value}}
+    recorded = [*recorded_loops(tracker), record][-MAX_RECORDED_LOOPS:]
+    return [
+        SlotSet(LOOP_ID_SLOT, created["id"]),
+        SlotSet("loop_loop_url", created.get("url")),
+        SlotSet(CREATED_SLOT, recorded),
+    ]
+
+
+NEW_LOOP = declare(Submission(
+    Kind("loop.create_loop", "loop", create_loop, intent="loop_submission_update",
+         reconcile=find_loop),
+    confirm_slot=LOOP_ID_SLOT, queued_response="utter_loop_create_queued",
+    failed_response="utter_loop_create_not_sent", confirm=confirm_loop))
+
+
 class ActionLoopCreateLoop(IntegrationAction):
-    """Open a loop from the conversation's slots and tell the customer it was passed on."""
+    """Open a loop from the conversation's slots and tell the customer it was passed on;
+    with Loop down or busy, it waits in the outbox and is opened when Loop is back."""
 
     error_responses = {RejectedInput: "utter_loop_create_rejected"}
 
@@ -117,34 +169,31 @@ class ActionLoopCreateLoop(IntegrationAction):
             sms=clean_phone(text_slot(tracker, PHONE_SLOT)),
         )
         title = clean_line(text_slot(tracker, TITLE_SLOT), MAX_TITLE)
-
-        async def create() -> dict[str, str | None]:
-            created = await client("loop", LoopClient).create_loop(
-                description,
-                title=title,
-                user=user,
-                custom_fields=custom_field_values(tracker, config.custom_fields),
-                location=await chosen_location(tracker),
-            )
-            return {"id": created.id, "url": created.url}
-
+        payload = {
+            "description": description, "title": title,
+            "user": {"name": user.name, "email": user.email, "sms": user.sms},
+            "custom_fields": custom_field_values(tracker, config.custom_fields),
+            "asked_at": time.time(), "location_id": chosen_location_id(tracker),
+        }
         # One loop per piece of feedback, however often it is sent.
         created = await self.file_once(
-            tracker, {"description": description, "title": title,
-                      "user": [user.name, user.email, user.sms]},
-            create, confirm_slot=LOOP_ID_SLOT,
-            reconcile=lambda since: filed_loop(user, description, since))
-        dispatcher.utter_message(response="utter_loop_created")
-        record = {"id": created["id"], **{key: value for key, value in
-                                          (("email", user.email), ("sms", user.sms)) if value}}
-        recorded = [*recorded_loops(tracker), record][-MAX_RECORDED_LOOPS:]
-        return [
-            SlotSet(LOOP_ID_SLOT, created["id"]),
-            SlotSet("loop_loop_url", created.get("url")),
-            SlotSet(CREATED_SLOT, recorded),
-            SlotSet(DESCRIPTION_SLOT, None),
-            SlotSet(TITLE_SLOT, None),
-        ]
+            dispatcher, tracker, NEW_LOOP, payload,
+            {"description": description, "title": title,
+             "user": [user.name, user.email, user.sms]})
+        done = [SlotSet(DESCRIPTION_SLOT, None), SlotSet(TITLE_SLOT, None)]
+        if created is None:
+            return done
+        return [*confirm_loop(created, dispatcher, tracker), *done]
+
+
+class ActionLoopSubmissionUpdate(ActionSubmissionUpdate):
+    """`action_loop_submission_update`: a queued survey response or loop was sent (or given
+    up), announced when the outbox triggers `loop_submission_update`."""
+
+    vendor = "loop"
+
+    def name(self) -> str:
+        return "action_loop_submission_update"
 
 
 #: Loop's clock and ours may differ by this much (seconds) when matching a loop's creation.

@@ -79,7 +79,21 @@ async def chosen_location(tracker: Tracker) -> Location | None:
     account's locations; None means `LOOP_LOCATION`."""
     if not choose_location_enabled():
         return None
-    value = text_slot(tracker, LOCATION_SLOT)
+    return await location_by_id(text_slot(tracker, LOCATION_SLOT))
+
+
+def chosen_location_id(tracker: Tracker) -> str | None:
+    """The location id the customer chose (checked when it is used: `location_by_id`), or
+    None for `LOOP_LOCATION`; read without calling Loop, so a submission can be queued
+    while Loop is down."""
+    if not choose_location_enabled():
+        return None
+    return text_slot(tracker, LOCATION_SLOT) or None
+
+
+async def location_by_id(value: str | None) -> Location | None:
+    """One of the account's locations by id, or None (none named, or not the account's:
+    then `LOOP_LOCATION`)."""
     if not value:
         return None
     return next((loc for loc in await loop_client().locations() if loc.id == value), None)

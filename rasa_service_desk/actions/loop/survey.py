@@ -32,6 +32,8 @@ from __future__ import annotations
 import logging
 import random
 import re
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -44,12 +46,15 @@ from rasa_service_desk.actions.base import (
     EventList,
     IntegrationAction,
 )
+from rasa_service_desk.actions.delivery import Submission, declare
 from rasa_service_desk.actions.forms import TextSlotForm
 from rasa_service_desk.actions.loop.common import settings
 from rasa_service_desk.actions.loop.location import (
     LOCATION_SLOT,
     LocationChoice,
     chosen_location,
+    chosen_location_id,
+    location_by_id,
 )
 from rasa_service_desk.actions.runtime import client, enable
 from rasa_service_desk.actions.shared_state import shared_state
@@ -65,6 +70,7 @@ from rasa_service_desk.clients.compat import dump_model, parse_model
 from rasa_service_desk.clients.errors import MalformedReply, RejectedInput
 from rasa_service_desk.clients.loop.client import LoopClient
 from rasa_service_desk.clients.loop.models import BOOL, TEXT, Question, Survey, localized
+from rasa_service_desk.outbox import Kind
 
 #: Importing this module enables Loop: its settings are read and checked now.
 enable("loop")
@@ -296,12 +302,44 @@ class ValidateLoopSurveyForm(LocationChoice, TextSlotForm):
         return {ANSWER_SLOT: None, ANSWERS_SLOT: answers, ORDER_SLOT: order}
 
 
+async def submit_survey(payload: dict[str, Any]) -> dict[str, Any]:
+    """Send the survey response saved in `payload` (at once, or later from the outbox),
+    dated when the customer answered."""
+    survey = parse_model(Survey, payload["survey"], "loop")
+    receipt = await client("loop", LoopClient).submit_response(
+        survey, payload["answers"], when=datetime.fromtimestamp(payload["answered_at"],
+                                                                timezone.utc),
+        location=await location_by_id(payload.get("location_id")),
+        reference=payload.get("reference"))
+    return {"id": receipt.id, "loopId": receipt.loopId, "loopUrl": receipt.loopUrl}
+
+
+def confirm_survey(receipt: dict[str, Any], dispatcher: CollectingDispatcher,
+                   tracker: Tracker) -> EventList:
+    """Thank the customer for a response Loop holds (at once, or when the outbox sent it),
+    and say so when Loop opened a loop to follow it up."""
+    dispatcher.utter_message(response="utter_loop_survey_thanks")
+    if receipt.get("loopId"):
+        dispatcher.utter_message(response="utter_loop_follow_up")
+    return [
+        SlotSet(RESPONSE_ID_SLOT, receipt.get("id")),
+        SlotSet("loop_loop_id", receipt.get("loopId")),
+        SlotSet("loop_loop_url", receipt.get("loopUrl")),
+    ]
+
+
+SURVEY_RESPONSE = declare(Submission(
+    Kind("loop.submit_response", "loop", submit_survey, intent="loop_submission_update"),
+    confirm_slot=RESPONSE_ID_SLOT, queued_response="utter_loop_survey_queued",
+    failed_response="utter_loop_survey_not_sent", confirm=confirm_survey))
+
+
 class ActionLoopSubmitSurvey(IntegrationAction):
     """Send the conversation's answers to Loop as one response.
 
     Runs after `loop_survey_form`; does nothing when the survey was not completed (the form
     was interrupted, or loading the survey failed and the customer was already told).
-    On a vendor failure every answer stays in its slot and "try again" sends them again.
+    With Loop down or busy, the response waits in the outbox and is sent when Loop is back.
     """
 
     error_responses = {RejectedInput: "utter_loop_survey_rejected"}
@@ -323,24 +361,13 @@ class ActionLoopSubmitSurvey(IntegrationAction):
             dispatcher.utter_message(response="utter_loop_survey_thanks")
             return done
         reference = clean_line(text_slot(tracker, REFERENCE_SLOT), MAX_REFERENCE)
-
-        async def submit() -> dict[str, str | None]:
-            receipt = await client("loop", LoopClient).submit_response(
-                survey, values, location=await chosen_location(tracker), reference=reference)
-            return {"id": receipt.id, "loopId": receipt.loopId, "loopUrl": receipt.loopUrl}
-
-        # One response per completed survey, however often it is sent.
-        receipt = await self.file_once(
-            tracker, {"survey": survey.id, "answers": values, "reference": reference}, submit,
-            confirm_slot=RESPONSE_ID_SLOT)
         if reference:
             done.append(SlotSet(REFERENCE_SLOT, None))
-        dispatcher.utter_message(response="utter_loop_survey_thanks")
-        if receipt.get("loopId"):
-            dispatcher.utter_message(response="utter_loop_follow_up")
-        return [
-            SlotSet(RESPONSE_ID_SLOT, receipt["id"]),
-            SlotSet("loop_loop_id", receipt.get("loopId")),
-            SlotSet("loop_loop_url", receipt.get("loopUrl")),
-            *done,
-        ]
+        identity = {"survey": survey.id, "answers": values, "reference": reference}
+        payload = {**identity, "survey": dump_model(survey), "answered_at": time.time(),
+                   "location_id": chosen_location_id(tracker)}
+        # One response per completed survey, however often it is sent.
+        receipt = await self.file_once(dispatcher, tracker, SURVEY_RESPONSE, payload, identity)
+        if receipt is None:
+            return done
+        return [*confirm_survey(receipt, dispatcher, tracker), *done]

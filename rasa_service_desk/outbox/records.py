@@ -1,0 +1,34 @@
+"""Submission records: what the idempotency of `rasa_service_desk.actions.submissions` and
+the outbox worker both read and write (namespace `submissions`, key = the submission key).
+
+A record is `sending` (claimed by the request that talks to the vendor now), `queued` (in
+the outbox) or `done` (with its outcome: ids and references only). A repeat of a `done`
+submission gets its outcome without a vendor call, a repeat of a `queued` one hears that it
+is saved; `release` forgets the record so the submission can be sent anew.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_service_desk.state import StateStore
+
+RECORDS = "submissions"
+SENDING, QUEUED, DONE = "sending", "queued", "done"
+#: How long a recorded outcome answers a repeat of the same submission.
+DONE_TTL = 24 * 3600.0
+
+
+async def mark_done(store: StateStore, key: str, outcome: dict[str, Any]) -> None:
+    """The submission `key` was filed with `outcome`."""
+    await store.put(RECORDS, key, {"state": DONE, "outcome": outcome}, ttl=DONE_TTL)
+
+
+async def mark_queued(store: StateStore, key: str, since: float, ttl: float) -> None:
+    """The submission `key` waits in the outbox."""
+    await store.put(RECORDS, key, {"state": QUEUED, "since": since}, ttl=ttl)
+
+
+async def release(store: StateStore, key: str) -> None:
+    """Forget the submission `key`: the next identical request sends it again."""
+    await store.delete(RECORDS, key)
