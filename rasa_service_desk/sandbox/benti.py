@@ -79,6 +79,8 @@ class BentiSimulator(Simulator):
     def reset_state(self) -> None:
         self.tokens: dict[str, float] = {}
         self.users: dict[str, dict[str, Any]] = {}
+        #: address -> user (addresses are unique): a lookup that does not scan every user.
+        self.user_by_address: dict[str, dict[str, Any]] = {}
         self.media: dict[str, dict[str, Any]] = {}
         self.tickets: list[dict[str, Any]] = []
         self.quota_used = 0
@@ -219,7 +221,10 @@ class BentiSimulator(Simulator):
     # -- ticketing API -----------------------------------------------------------
     async def find_users(self, request: web.Request) -> web.Response:
         address = request.query.get("address", "").strip().lower()
-        found = [u for u in self.users.values() if not address or u["address"] == address]
+        if address:
+            found = [self.user_by_address[address]] if address in self.user_by_address else []
+        else:
+            found = list(self.users.values())
         return web.json_response({"data": found})
 
     async def create_user(self, request: web.Request) -> web.Response:
@@ -227,10 +232,11 @@ class BentiSimulator(Simulator):
         if not data or not data.get("name") or "@" not in str(data.get("address", "")):
             return api_error(400, "name and a valid address are required")
         address = str(data["address"]).strip().lower()
-        if any(u["address"] == address for u in self.users.values()):
+        if address in self.user_by_address:
             return api_error(422, DUPLICATE_USER)
         user = {"id": str(uuid.uuid4()), "name": str(data["name"]), "address": address}
         self.users[user["id"]] = user
+        self.user_by_address[address] = user
         return web.json_response({"uuid": user["id"]}, status=201)
 
     async def upload_media(self, request: web.Request) -> web.Response:

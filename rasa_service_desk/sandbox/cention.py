@@ -184,6 +184,8 @@ class CentionSimulator(Simulator):
                    "content": base64.b64encode(b"Return label: RMA-0001").decode()},
         }
         self.errands: dict[str, dict[str, Any]] = {}
+        #: message_id -> errand id: a message sent again gets its errand (no scan of all).
+        self.errand_by_message: dict[str, str] = {}
         self.search_mode = "any"
         self.next_errand = 511055
         self.next_action = 83
@@ -509,11 +511,12 @@ class CentionSimulator(Simulator):
         problem = _answer_problem(answer) if answer is not None else None
         if problem:
             return _error(400, "Bad Request", problem)
-        for existing in self.errands.values():
-            if existing["message_id"] == msg["message_id"]:
-                return _created(existing["id"])
+        existing = self.errand_by_message.get(msg["message_id"])
+        if existing is not None:
+            return _created(existing)
         errand_id = str(self.next_errand)
         self.next_errand += 1
+        self.errand_by_message[msg["message_id"]] = errand_id
         self.errands[errand_id] = {
             "id": errand_id, "workspace": request.match_info["workspace"],
             "message_id": msg["message_id"], "attributes": attributes,

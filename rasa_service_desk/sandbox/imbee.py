@@ -112,6 +112,7 @@ class ImbeeSimulator(Simulator):
         self.default_max_retries = default_max_retries
         self.default_validity_days = default_validity_days
         self.users: dict[str, User] = {}
+        self.user_by_apikey: dict[str, User] = {}  # each request's key, found without a scan
         self.chats: dict[frozenset[str], ChatRoom] = {}
         self.tokens: dict[tuple[str, str], Token] = {}
         super().__init__(latency)
@@ -119,6 +120,7 @@ class ImbeeSimulator(Simulator):
     # -- Simulator hooks -------------------------------------------------------------
     def reset_state(self) -> None:
         self.users = {}
+        self.user_by_apikey = {}
         self.chats = {}
         self.tokens = {}
 
@@ -186,6 +188,7 @@ class ImbeeSimulator(Simulator):
                 os_version=details["osVersion"],
                 registrations=0,
             )
+            self.user_by_apikey[user.apikey] = user
             previously = False
         else:
             previously = True
@@ -299,8 +302,7 @@ class ImbeeSimulator(Simulator):
             if not secrets.compare_digest(key, self.corporate_token):
                 raise Refused("Invalid X-WOOS-KEY", status=403)
             return None
-        user = next((u for u in self.users.values()
-                     if secrets.compare_digest(key, u.apikey)), None)
+        user = self.user_by_apikey.get(key)
         if user is None:
             raise Refused("Invalid X-WOOS-KEY", status=403)
         return user

@@ -37,6 +37,18 @@ IN_LOOP_PAUSES = (0.0, 0.001, 0.003)
 #: Expired rows are purged at most this often (seconds), by whichever write comes first.
 PURGE_INTERVAL_SECONDS = 600.0
 
+#: This process's id, kept current across forks: asked for on every call, and a system call
+#: each time showed in profiles.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS entries (
         namespace  TEXT NOT NULL,
@@ -109,11 +121,11 @@ class SqliteStore(StateStore):
             self._local, "connections", None) or {}
         self._local.connections = connections
         pid, connection = connections.get(waits, (0, None))
-        if connection is None or pid != os.getpid():
+        if connection is None or pid != _pid:
             connection = sqlite3.connect(self.path, isolation_level=None,
                                          timeout=BUSY_TIMEOUT_SECONDS if waits else 0.0)
             connection.execute("PRAGMA synchronous=NORMAL")
-            connections[waits] = (os.getpid(), connection)
+            connections[waits] = (_pid, connection)
         try:
             yield connection
         except BaseException as exc:
