@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.support.redis import RedisServer, running_redis
 from tests.support.servers import ActionServer, Sandbox, running_action_server, running_sandbox
 
 
@@ -14,6 +15,13 @@ def sandbox() -> Iterator[Sandbox]:
     """All four simulators in one process on a free port."""
     with running_sandbox() as sb:
         yield sb
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway local redis-server (started on first use) for the Redis store's tests."""
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,11 +71,17 @@ class RedisStore(StateStore):
     def _ms(self, ttl: float | None) -> int:
         return max(1, int(self.ttl(ttl) * 1000))
 
-    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    @contextmanager
+    def _unavailable_on_error(self) -> Iterator[None]:
+        """Redis unreachable, refusing or slow: `StateUnavailable`, naming no key or value."""
         try:
-            return await getattr(self._client(), name)(*args, **kwargs)
+            yield
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             raise StateUnavailable(f"{self._description}: {type(exc).__name__}") from None
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        with self._unavailable_on_error():
+            return await getattr(self._client(), name)(*args, **kwargs)
 
     def _index(self, namespace: str) -> str:
         """The set of a listed namespace's keys (members may have expired: `keys` prunes)."""
@@ -82,13 +90,11 @@ class RedisStore(StateStore):
     async def _transaction(self, *commands: tuple[str, tuple[Any, ...], dict[str, Any]],
                            atomic: bool = True) -> list[Any]:
         """`commands` in one round trip; in one MULTI/EXEC transaction when `atomic`."""
-        try:
+        with self._unavailable_on_error():
             async with self._client().pipeline(transaction=atomic) as pipe:
                 for name, args, kwargs in commands:
                     getattr(pipe, name)(*args, **kwargs)
                 return list(await pipe.execute())
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            raise StateUnavailable(f"{self._description}: {type(exc).__name__}") from None
 
     async def put(self, namespace: str, key: str, value: JsonDict,
                   ttl: float | None = None) -> None:
@@ -130,11 +136,9 @@ class RedisStore(StateStore):
             return await self._indexed_keys(namespace)
         prefix = self._key(namespace, "")
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"  # the namespace is literal
-        try:
+        with self._unavailable_on_error():
             found = [name async for name in self._client().scan_iter(
                 match=pattern, count=500, _type="string")]
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            raise StateUnavailable(f"{self._description}: {type(exc).__name__}") from None
         # Values only (`_type`): a queue (`append`) of the same namespace is a list.
         return [name[len(prefix):] for name in found]
 
@@ -153,23 +157,13 @@ class RedisStore(StateStore):
     async def append(self, namespace: str, key: str, value: JsonDict,
                      ttl: float | None = None) -> None:
         name = self._key(namespace, key)
-        try:
-            async with self._client().pipeline(transaction=True) as pipe:
-                pipe.rpush(name, json.dumps(value))
-                pipe.pexpire(name, self._ms(ttl))
-                await pipe.execute()
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            raise StateUnavailable(f"{self._description}: {type(exc).__name__}") from None
+        await self._transaction(("rpush", (name, json.dumps(value)), {}),
+                                ("pexpire", (name, self._ms(ttl)), {}))
 
     async def take_all(self, namespace: str, key: str) -> list[JsonDict]:
         name = self._key(namespace, key)
-        try:
-            async with self._client().pipeline(transaction=True) as pipe:
-                pipe.lrange(name, 0, -1)
-                pipe.delete(name)
-                items, _ = await pipe.execute()
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            raise StateUnavailable(f"{self._description}: {type(exc).__name__}") from None
+        items, _ = await self._transaction(("lrange", (name, 0, -1), {}),
+                                           ("delete", (name,), {}))
         return [dict(json.loads(item)) for item in items]
 
     async def check(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +20,10 @@ from rasa_service_desk.outbox.settings import OutboxSettings
 from rasa_service_desk.outbox.worker import DeliveryWorker
 from rasa_service_desk.state import StateStore, open_store
 from tests.outbox.conftest import RASA_TOKEN, FakeRasa
-from tests.support.redis import RedisServer, running_redis
+from tests.support.redis import RedisServer
 from tests.support.servers import Sandbox
 
 ENTRIES = 30
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from rasa_service_desk.state import StateStore, open_store
-from tests.support.redis import RedisServer, running_redis
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
+from tests.support.redis import RedisServer
 
 
 @pytest.fixture(params=["sqlite", "redis"])
