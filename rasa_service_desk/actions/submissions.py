@@ -52,6 +52,7 @@ from rasa_service_desk.clients.errors import IntegrationError, MalformedReply, V
 from rasa_service_desk.outbox import conversation_key
 from rasa_service_desk.outbox.records import DONE, DONE_TTL, QUEUED, RECORDS, SENDING, mark_done
 from rasa_service_desk.outbox.worker import queueable
+from rasa_service_desk.state import Put
 
 logger = logging.getLogger(__name__)
 
@@ -123,9 +124,10 @@ async def submit_once(key: str, send: Callable[[], Awaitable[JsonDict]], patienc
         LATEST_NAMESPACE, _conversation_key(latest[0]),
         {"action": latest[1], "slot": latest[2], "key": key}, DONE_TTL)
     while True:
-        if await store.claim(NAMESPACE, key, {"state": SENDING, "since": time.time()},
-                             ttl=SENDING_TTL, also=pointer):
-            found = await _reconciled(key, reconcile)
+        claimed, uncertain = await _claim(key, pointer, reconcile is not None)
+        if claimed:
+            found = None if reconcile is None or uncertain is None else await _reconciled(
+                key, reconcile, float(uncertain.get("since") or 0.0))
             if found is not None:
                 await mark_done(store, key, found)
                 return found
@@ -141,20 +143,26 @@ async def submit_once(key: str, send: Callable[[], Awaitable[JsonDict]], patienc
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def _reconciled(key: str, reconcile: Reconcile | None) -> JsonDict | None:
-    """After an uncertain failure, what the vendor says it holds for this submission."""
-    if reconcile is None:
-        return None
+async def _claim(key: str, pointer: Put | None,
+                 uncertain: bool) -> tuple[bool, JsonDict | None]:
+    """Claim `key` (and point the conversation at it); with `uncertain`, also the mark an
+    earlier attempt of unknown outcome left, read with the claim (one round trip on Redis)."""
     store = shared_state()
-    uncertain = await store.get(UNCERTAIN_NAMESPACE, key)
-    if uncertain is None:
-        return None
-    since = float(uncertain.get("since") or 0.0)
+    value = {"state": SENDING, "since": time.time()}
+    if not uncertain:
+        return await store.claim(NAMESPACE, key, value, ttl=SENDING_TTL, also=pointer), None
+    return await store.claim_and_read(NAMESPACE, key, value, ttl=SENDING_TTL, also=pointer,
+                                      read=(UNCERTAIN_NAMESPACE, key))
+
+
+async def _reconciled(key: str, reconcile: Reconcile, since: float) -> JsonDict | None:
+    """After an uncertain failure (at `since`), what the vendor says it holds for this
+    submission."""
     found = await reconcile(since)
     logger.info("submission %s: the last attempt's outcome was unknown; the vendor %s",
                 key[:12], "has it, so it is not sent again" if found else
                 "does not have it, so it is sent again")
-    await store.delete(UNCERTAIN_NAMESPACE, key)
+    await shared_state().delete(UNCERTAIN_NAMESPACE, key)
     return found
 
 

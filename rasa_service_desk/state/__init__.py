@@ -103,6 +103,15 @@ class StateStore(ABC):
         `also` is put in the same write, whether or not the claim succeeds (one round trip
         instead of two on the submission path)."""
 
+    async def claim_and_read(self, namespace: str, key: str, value: JsonDict,
+                             ttl: float | None = None, *, also: Put | None = None,
+                             read: tuple[str, str]) -> tuple[bool, JsonDict | None]:
+        """`claim`, and for the caller that claimed, the value under `read` (namespace,
+        key), read at the same time: a store with round trips (Redis) sends both at once.
+        The submission path reads the "outcome unknown" mark of what it claimed this way."""
+        claimed = await self.claim(namespace, key, value, ttl, also=also)
+        return claimed, (await self.get(*read) if claimed else None)
+
     @abstractmethod
     async def delete(self, namespace: str, key: str) -> None:
         """Forget `key` (no error when absent)."""

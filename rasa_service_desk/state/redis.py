@@ -2,12 +2,21 @@
 
 Uses the maintained async client, `redis.asyncio` (redis-py 4.6, the version Rasa 3.6 pins,
 and newer). Keys are `rsd:<namespace>:<key>`: values are JSON strings set with an expiry;
-queues are lists whose expiry is renewed on every append. `claim` is `SET NX PX` and
-`take_all` reads and deletes a list in one MULTI/EXEC transaction, so both are atomic
-however many replicas call them. A namespace declared `listed` (the outbox) also keeps the
-set `rsd:_keys:<namespace>` of its keys, written in the same transaction as the value, so
-listing it reads that set instead of SCANning the whole database. A client is kept per
-event loop, since redis-py's connections belong to the loop that opened them.
+queues are lists whose expiry is renewed on every append. `claim` is one Lua script (`SET NX
+PX`, its companion value, the read of `claim_and_read`) and `take_all` reads and deletes a
+list in one MULTI/EXEC transaction, so both are atomic however many replicas call them.
+
+Single commands issued in the same turn of the event loop (by concurrent actions) go to
+Redis together in one pipeline. A round trip (a send, a wake-up, a read) costs the action
+server far more CPU than the command itself; under load about three commands now share
+each one. Together with the one-script claim, this took the throughput of exactly-once
+submissions on Redis from 68-80% to about 90% of the same actions without them (the
+benchmark's "Exactly-once submissions").
+
+A namespace declared `listed` (the outbox) also keeps the set `rsd:_keys:<namespace>` of its
+keys, written in the same transaction as the value, so listing it reads that set instead of
+SCANning the whole database. A client is kept per event loop, since redis-py's connections
+belong to the loop that opened them.
 """
 
 from __future__ import annotations
@@ -32,6 +41,18 @@ from rasa_service_desk.state import (
 )
 
 PREFIX = "rsd"
+#: `claim`: SET NX the claim (KEYS[1]); SET KEYS[2] (`also`) whether or not it succeeded;
+#: for the caller that claimed, GET KEYS[3]. An empty key name means "none". Returns
+#: [1 or 0, the value read or nil].
+_CLAIM = """
+local claimed = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX')
+if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
+if not claimed then return {0, false} end
+if KEYS[3] == '' then return {1, false} end
+return {1, redis.call('GET', KEYS[3])}
+"""
+#: A command waiting for its batch: (method name, args, keyword args, its result).
+_Queued = tuple[str, tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
 #: Seconds to connect and to wait for any one reply: a callback or an action must not hang.
 SOCKET_TIMEOUT_SECONDS = 5.0
 
@@ -47,6 +68,8 @@ class RedisStore(StateStore):
         self.url = url
         self._description = f"Redis at {parts.hostname}:{parts.port or 6379}{parts.path or ''}"
         self._clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+        self._batches: dict[asyncio.AbstractEventLoop, list[_Queued]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
 
     @property
     def description(self) -> str:
@@ -58,6 +81,7 @@ class RedisStore(StateStore):
         if client is None:
             for stale in [lp for lp in self._clients if lp.is_closed()]:
                 del self._clients[stale]
+                self._batches.pop(stale, None)
             client = aioredis.Redis.from_url(
                 self.url, socket_timeout=SOCKET_TIMEOUT_SECONDS,
                 socket_connect_timeout=SOCKET_TIMEOUT_SECONDS, decode_responses=True)
@@ -80,8 +104,52 @@ class RedisStore(StateStore):
             raise StateUnavailable(f"{self._description}: {type(exc).__name__}") from None
 
     async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        with self._unavailable_on_error():
-            return await getattr(self._client(), name)(*args, **kwargs)
+        return await self._queue(name, *args, **kwargs)
+
+    def _queue(self, name: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        """The result of `name(*args, **kwargs)`, sent in this event loop's next batch."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        batch = self._batches.get(loop)
+        if batch is None:  # the first command of a batch: send it in the loop's next turn
+            batch = self._batches[loop] = []
+            sending = loop.create_task(self._send_batch(loop))
+            self._sending.add(sending)  # a task no one refers to may be collected mid-send
+            sending.add_done_callback(self._sending.discard)
+        batch.append((name, args, kwargs, future))
+        return future
+
+    async def _send_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every command queued since the batch began, in one pipeline; each command's
+        future gets its result, or `StateUnavailable` (a command's own error included)."""
+        batch = self._batches.pop(loop, [])
+        try:
+            with self._unavailable_on_error():
+                if len(batch) == 1:  # a pipeline of one costs more than the command alone
+                    name, args, kwargs, _ = batch[0]
+                    results = [await getattr(self._client(), name)(*args, **kwargs)]
+                else:
+                    async with self._client().pipeline(transaction=False) as pipe:
+                        for name, args, kwargs, _ in batch:
+                            getattr(pipe, name)(*args, **kwargs)
+                        results = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:
+            failure = exc if isinstance(exc, StateUnavailable) else StateUnavailable(
+                f"{self._description}: {type(exc).__name__}")
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            if not isinstance(exc, Exception):
+                raise  # cancelled (the loop is closing): the callers were told above
+            return
+        for (*_, future), result in zip(batch, results, strict=True):
+            if future.done():  # its caller was cancelled; the command was still sent
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(StateUnavailable(
+                    f"{self._description}: {type(result).__name__}"))
+            else:
+                future.set_result(result)
 
     def _index(self, namespace: str) -> str:
         """The set of a listed namespace's keys (members may have expired: `keys` prunes)."""
@@ -111,18 +179,30 @@ class RedisStore(StateStore):
 
     async def claim(self, namespace: str, key: str, value: JsonDict,
                     ttl: float | None = None, *, also: Put | None = None) -> bool:
-        name, body = self._key(namespace, key), json.dumps(value)
+        claimed, _ = await self._claim(namespace, key, value, ttl, also, None)
+        return claimed
+
+    async def claim_and_read(self, namespace: str, key: str, value: JsonDict,
+                             ttl: float | None = None, *, also: Put | None = None,
+                             read: tuple[str, str]) -> tuple[bool, JsonDict | None]:
+        return await self._claim(namespace, key, value, ttl, also, read)
+
+    async def _claim(self, namespace: str, key: str, value: JsonDict, ttl: float | None,
+                     also: Put | None, read: tuple[str, str] | None
+                     ) -> tuple[bool, JsonDict | None]:
+        """One script (`_CLAIM`), so one command on the submission path: the claim, `also`
+        and the read happen together, atomically."""
+        keys = [self._key(namespace, key), "", ""]
+        args = [json.dumps(value), self._ms(ttl), "", 0]
         if also is not None:
-            extra_ns, extra_key, extra_value, extra_ttl = also
-            done, _ = await self._transaction(
-                ("set", (name, body), {"px": self._ms(ttl), "nx": True}),
-                ("set", (self._key(extra_ns, extra_key), json.dumps(extra_value)),
-                 {"px": self._ms(extra_ttl)}), atomic=False)  # the claim is atomic alone
-        else:
-            done = await self._call("set", name, body, px=self._ms(ttl), nx=True)
-        if done and namespace in LISTED_NAMESPACES:
+            keys[1] = self._key(also[0], also[1])
+            args[2:] = [json.dumps(also[2]), self._ms(also[3])]
+        if read is not None:
+            keys[2] = self._key(*read)
+        claimed, found = await self._call("eval", _CLAIM, len(keys), *keys, *args)
+        if claimed and namespace in LISTED_NAMESPACES:
             await self._call("sadd", self._index(namespace), key)
-        return bool(done)
+        return bool(claimed), (dict(json.loads(found)) if found is not None else None)
 
     async def delete(self, namespace: str, key: str) -> None:
         if namespace in LISTED_NAMESPACES:

@@ -68,6 +68,63 @@ async def test_a_claim_puts_its_companion_value_in_the_same_write(store: StateSt
     assert await store.get("pointers", "short") is None  # the companion's own expiry
 
 
+async def test_the_winner_of_a_claim_reads_what_it_asked_for_with_it(store: StateStore) -> None:
+    """`claim_and_read`: the submission path claims its key and reads the "outcome unknown"
+    mark of an earlier attempt at once; only the caller that claimed gets the value."""
+    await store.put("marks", "k", {"since": 12.5})
+    claimed, found = await store.claim_and_read(
+        "claims", "k", {"state": "sending"}, also=("pointers", "conv", {"key": "k"}, 60),
+        read=("marks", "k"))
+    assert (claimed, found) == (True, {"since": 12.5})
+    assert await store.get("pointers", "conv") == {"key": "k"}
+    assert await store.claim_and_read("claims", "k", {"state": "again"},
+                                      read=("marks", "k")) == (False, None)
+    assert await store.get("claims", "k") == {"state": "sending"}
+    assert await store.claim_and_read("claims", "fresh", {}, read=("marks", "none")) == (
+        True, None)
+
+
+async def test_concurrent_commands_each_get_their_own_result(store: StateStore) -> None:
+    """Redis sends the commands of concurrent callers in one pipeline: every caller must
+    still get its own answer, and one command's error must not fail the others."""
+    await asyncio.gather(*(store.put("ns", f"k{n}", {"n": n}) for n in range(200)))
+    await store.append("ns", "a-queue", {"not": "a value"})
+    results = await asyncio.gather(
+        *(store.get("ns", f"k{n}") for n in range(200)), store.get("ns", "missing"),
+        *(store.claim("ns", f"c{n % 7}", {"n": n}) for n in range(70)),
+        return_exceptions=True)
+    assert results[:200] == [{"n": n} for n in range(200)]
+    assert results[200] is None
+    assert sum(results[201:]) == 7  # type: ignore[arg-type]
+    for key in range(7):
+        assert (await store.get("ns", f"c{key}"))["n"] % 7 == key  # type: ignore[index]
+
+
+async def test_a_failing_command_fails_only_its_caller_on_redis(
+        redis_server: RedisServer) -> None:
+    store = open_store(redis_server.url)
+    await store.put("ns", "value", {"v": 1})
+    await store.append("ns", "queue", {"v": 2})  # a list: GET on it is a WRONGTYPE error
+    wrong, right = await asyncio.gather(store.get("ns", "queue"), store.get("ns", "value"),
+                                        return_exceptions=True)
+    assert isinstance(wrong, StateUnavailable) and "ResponseError" in str(wrong)
+    assert right == {"v": 1}
+    await store.close()
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_results(
+        redis_server: RedisServer) -> None:
+    store = open_store(redis_server.url)
+    await store.put("ns", "kept", {"v": 1})
+    doomed = asyncio.ensure_future(store.put("ns", "doomed", {"v": 2}))
+    others = asyncio.gather(*(store.get("ns", "kept") for _ in range(5)))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    assert await others == [{"v": 1}] * 5
+    assert await store.get("ns", "kept") == {"v": 1}
+    await store.close()
+
+
 async def test_queues_keep_order_and_are_taken_once(store: StateStore) -> None:
     for n in range(5):
         await store.append("q", "conversation-1", {"n": n})
