@@ -28,7 +28,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.delivery import Submission, enqueuer, ensure_delivery_worker
-from rasa_service_desk.actions.runtime import action_deadline
+from rasa_service_desk.actions.runtime import action_deadline, within
 from rasa_service_desk.actions.submissions import (
     JsonDict,
     SubmissionInProgress,
@@ -99,7 +99,7 @@ class IntegrationAction(Action, ABC):
         set_wait_deadline(deadline)  # no vendor-asked wait beyond it: "busy" at once instead
         try:
             try:
-                events = await asyncio.wait_for(self.act(dispatcher, tracker, domain), deadline)
+                events = await within(self.act(dispatcher, tracker, domain), deadline)
             except asyncio.TimeoutError:
                 if asyncio.get_running_loop().time() - started < deadline:
                     raise  # not the deadline: a timeout inside the action itself

@@ -42,11 +42,11 @@ import asyncio
 import hashlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from rasa_service_desk.actions.runtime import within
 from rasa_service_desk.actions.shared_state import shared_state
 from rasa_service_desk.clients.errors import IntegrationError, MalformedReply, VendorUnavailable
 from rasa_service_desk.outbox import conversation_key
@@ -170,10 +170,7 @@ async def _bounded(send: Callable[[], Awaitable[JsonDict]], budget: float | None
     if budget is None:
         return await send()
     try:
-        if sys.version_info >= (3, 11):  # no extra task per submission, unlike wait_for
-            async with asyncio.timeout(max(budget, 0.1)):
-                return await send()
-        return await asyncio.wait_for(send(), max(budget, 0.1))
+        return await within(send(), max(budget, 0.1))
     except asyncio.TimeoutError:
         raise VendorUnavailable("submission", f"no outcome within {budget:.1f} s (the share of "
                                 "ACTION_DEADLINE_SECONDS kept for filing)",

@@ -65,6 +65,9 @@ MIN_RETRY_ATTEMPTS, MAX_RETRY_ATTEMPTS = 1, 10
 #: `ACTION_DEADLINE_SECONDS`: the longest a vendor action may take before the customer is
 #: told the vendor is unavailable (below Rasa's own timeout of the action call).
 DEFAULT_ACTION_DEADLINE_SECONDS = 8.0
+#: Young-generation GC threshold of action-server workers (see `rasa_service_desk.plugin`).
+DEFAULT_GC_THRESHOLD = 50_000
+MAX_GC_THRESHOLD = 10_000_000
 MAX_ACTION_DEADLINE_SECONDS = 120.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_TOKEN_LENGTH = 16
@@ -345,6 +348,9 @@ class GlobalSettings(EnvironmentSettings):
     log_hash_key: SecretStr | None = None
     #: 1 = Rasa's conversation text passes its logs at DEBUG (test systems only).
     log_conversation_text: bool = False
+    #: Allocations between two young-generation garbage collections in each action-server
+    #: worker (Python's default is 700; 0 keeps it). See `rasa_service_desk.plugin`.
+    action_server_gc_threshold: int = DEFAULT_GC_THRESHOLD
     #: Vendor connections per process (one per in-flight call; each a file descriptor).
     http_pool_size: int = DEFAULT_POOL_SIZE
     #: ... of which to one vendor host; a call beyond it waits (and is logged).
@@ -356,6 +362,14 @@ class GlobalSettings(EnvironmentSettings):
         if not 1 <= value <= MAX_POOL_SIZE:
             raise ValueError(f"must be a whole number from 1 to {MAX_POOL_SIZE} (connections "
                              "per action-server process; keep it below `ulimit -n`)")
+        return value
+
+    @field_check("action_server_gc_threshold")
+    @classmethod
+    def _check_gc_threshold(cls, value: int) -> int:
+        if value != 0 and not 700 <= value <= MAX_GC_THRESHOLD:
+            raise ValueError(f"must be 0 (Python's own setting) or a whole number from 700 to "
+                             f"{MAX_GC_THRESHOLD}")
         return value
 
     @field_check("log_format", before=True)

@@ -48,6 +48,7 @@ class Observability:
         self.webhook_path = webhook_path
         self._in_flight: weakref.WeakSet[Any] = weakref.WeakSet()
         self._idle: asyncio.Event | None = None  # set when stopping and nothing is in flight
+        #: Why /metrics cannot answer ("" when it can); None until the worker has started.
         self._metrics_problem: str | None = None
         self._drain: asyncio.Task[None] | None = None
 
@@ -55,8 +56,11 @@ class Observability:
         from sanic import response
 
         async def metrics_route(_: Any) -> Any:
-            if self._metrics_problem:
-                return response.json({"error": self._metrics_problem}, status=503)
+            problem = self._metrics_problem
+            if problem is None:  # a scrape that came before this worker's start listener
+                problem = metrics.multiprocess_problem(sanic_workers()) or ""
+            if problem:
+                return response.json({"error": problem}, status=503)
             return response.raw(metrics.exposition(),
                                 headers={"Content-Type": metrics.CONTENT_TYPE})
 
@@ -96,7 +100,7 @@ class Observability:
         metrics.prepare_multiprocess_dir()
 
     async def _worker_started(self, app: Any, loop: Any) -> None:
-        self._metrics_problem = metrics.multiprocess_problem(sanic_workers())
+        self._metrics_problem = metrics.multiprocess_problem(sanic_workers()) or ""
         if self._metrics_problem:
             logger.warning("/metrics is disabled: %s", self._metrics_problem)
         # rasa-sdk's tracer provider, when `--endpoints` configures tracing (newer SDKs).

@@ -50,6 +50,7 @@ EXTRA_WRONG: dict[str, list[str]] = {
     "LOG_LEVEL": ["loud", "verbose", "5"],
     "HTTP_POOL_SIZE": ["0", "-1", "70000"],
     "HTTP_POOL_SIZE_PER_HOST": ["0", "100000"],
+    "ACTION_SERVER_GC_THRESHOLD": ["-1", "10", "699", "20000000"],
     "LOG_PHONE_REGION": ["XX", "Spain", "ES,ZZ"],
     "ACTION_SERVER_TOKEN": ["too-short-token", "has spaces in the middle of it"],
     "ACTION_DEADLINE_SECONDS": ["0", "-1", "121", "nan", "inf"],
