@@ -38,7 +38,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction, time_left
 from rasa_service_desk.actions.delivery import ActionSubmissionUpdate, Submission, declare
 from rasa_service_desk.actions.forms import TextSlotForm
-from rasa_service_desk.actions.runtime import action_deadline, client, enable, integration
+from rasa_service_desk.actions.runtime import action_deadline, client, enable, integration, within
 from rasa_service_desk.actions.shared_state import shared_state
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import (
@@ -393,7 +393,7 @@ async def best_effort(work: Any, budget: float, what: str) -> Any:
         logger.warning("%s: skipped, no time left before the action's deadline", what)
         return None
     try:
-        return await asyncio.wait_for(work, budget)
+        return await within(work, budget)
     except asyncio.TimeoutError:
         logger.warning("%s: no result within %.1f s", what, budget)
     except IntegrationError as exc:

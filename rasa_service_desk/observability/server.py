@@ -48,7 +48,7 @@ class Observability:
         self.webhook_path = webhook_path
         self._in_flight: weakref.WeakSet[Any] = weakref.WeakSet()
         self._idle: asyncio.Event | None = None  # set when stopping and nothing is in flight
-        #: Why /metrics cannot answer ("" when it can); None until the worker has started.
+        #: Why /metrics cannot answer ("" when it can); None until first asked.
         self._metrics_problem: str | None = None
         self._drain: asyncio.Task[None] | None = None
 
@@ -56,9 +56,7 @@ class Observability:
         from sanic import response
 
         async def metrics_route(_: Any) -> Any:
-            problem = self._metrics_problem
-            if problem is None:  # a scrape that came before this worker's start listener
-                problem = metrics.multiprocess_problem(sanic_workers()) or ""
+            problem = self._metrics_refusal()  # also before the start listener ran
             if problem:
                 return response.json({"error": problem}, status=503)
             return response.raw(metrics.exposition(),
@@ -95,14 +93,20 @@ class Observability:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def _metrics_refusal(self) -> str:
+        """Why /metrics cannot answer truthfully in this worker ("" when it can), found once."""
+        if self._metrics_problem is None:
+            self._metrics_problem = metrics.multiprocess_problem(sanic_workers()) or ""
+        return self._metrics_problem
+
     async def _main_start(self, *_: Any) -> None:
         """In the main process, before any worker: clear the multiprocess directory."""
         metrics.prepare_multiprocess_dir()
 
     async def _worker_started(self, app: Any, loop: Any) -> None:
-        self._metrics_problem = metrics.multiprocess_problem(sanic_workers()) or ""
-        if self._metrics_problem:
-            logger.warning("/metrics is disabled: %s", self._metrics_problem)
+        problem = self._metrics_refusal()
+        if problem:
+            logger.warning("/metrics is disabled: %s", problem)
         # rasa-sdk's tracer provider, when `--endpoints` configures tracing (newer SDKs).
         tracing.use_tracer_provider(getattr(app.ctx, "tracer_provider", None))
         # Replace Sanic's stop handlers (installed before this listener runs).

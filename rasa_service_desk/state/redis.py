@@ -10,8 +10,8 @@ Single commands issued in the same turn of the event loop (by concurrent actions
 Redis together in one pipeline. A round trip (a send, a wake-up, a read) costs the action
 server far more CPU than the command itself; under load about three commands now share
 each one. Together with the one-script claim, this took the throughput of exactly-once
-submissions on Redis from 68-80% to about 90% of the same actions without them (the
-benchmark's "Exactly-once submissions").
+submissions on Redis from 68-80% to 80-91% of the same actions without them, about what
+SQLite gives (the benchmark's "Exactly-once submissions").
 
 A namespace declared `listed` (the outbox) also keeps the set `rsd:_keys:<namespace>` of its
 keys, written in the same transaction as the value, so listing it reads that set instead of
