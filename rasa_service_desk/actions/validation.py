@@ -43,6 +43,10 @@ def strip_controls(text: str, multiline: bool = True) -> str:
     `multiline` text; in single-line text both become spaces. Everything else of Unicode
     categories Cc (C0/C1 controls: NUL, ESC, DEL, ...) and Cs (lone surrogates, which no
     vendor can even encode), plus the bidirectional overrides, is removed."""
+    if text.isprintable():
+        # Nothing to strip (every character removed or replaced below is unprintable): the
+        # common case, at a fiftieth of the character-by-character walk's cost.
+        return text
     text = _LINE_BREAKS.sub("\n", _ANSI_SEQUENCES.sub("", text))
     kept = []
     for ch in text:

@@ -96,21 +96,27 @@ class StateStore(ABC):
     async def get(self, namespace: str, key: str) -> JsonDict | None:
         """The value under `key`, or None (never stored, deleted or expired)."""
 
-    @abstractmethod
     async def claim(self, namespace: str, key: str, value: JsonDict,
                     ttl: float | None = None, *, also: Put | None = None) -> bool:
         """Store `value` only if `key` holds nothing: True for the one caller that did.
         `also` is put in the same write, whether or not the claim succeeds (one round trip
         instead of two on the submission path)."""
+        claimed, _ = await self._claim(namespace, key, value, ttl, also, None)
+        return claimed
 
     async def claim_and_read(self, namespace: str, key: str, value: JsonDict,
                              ttl: float | None = None, *, also: Put | None = None,
                              read: tuple[str, str]) -> tuple[bool, JsonDict | None]:
         """`claim`, and for the caller that claimed, the value under `read` (namespace,
-        key), read at the same time: a store with round trips (Redis) sends both at once.
-        The submission path reads the "outcome unknown" mark of what it claimed this way."""
-        claimed = await self.claim(namespace, key, value, ttl, also=also)
-        return claimed, (await self.get(*read) if claimed else None)
+        key), read in the same write (one Redis script, one SQLite transaction). The
+        submission path reads the "outcome unknown" mark of what it claimed this way."""
+        return await self._claim(namespace, key, value, ttl, also, read)
+
+    @abstractmethod
+    async def _claim(self, namespace: str, key: str, value: JsonDict, ttl: float | None,
+                     also: Put | None, read: tuple[str, str] | None
+                     ) -> tuple[bool, JsonDict | None]:
+        """What `claim` and `claim_and_read` do, atomically; `read` None reads nothing."""
 
     @abstractmethod
     async def delete(self, namespace: str, key: str) -> None:

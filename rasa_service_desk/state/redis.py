@@ -30,7 +30,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis import asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rasa_service_desk.state import (
     LISTED_NAMESPACES,
@@ -55,6 +57,8 @@ return {1, redis.call('GET', KEYS[3])}
 _Queued = tuple[str, tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
 #: Seconds to connect and to wait for any one reply: a callback or an action must not hang.
 SOCKET_TIMEOUT_SECONDS = 5.0
+#: Failures of the connection, not of one command: they fail every command of a batch.
+_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 
 
 class RedisStore(StateStore):
@@ -121,21 +125,22 @@ class RedisStore(StateStore):
 
     async def _send_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Every command queued since the batch began, in one pipeline; each command's
-        future gets its result, or `StateUnavailable` (a command's own error included)."""
+        future gets its result, or `StateUnavailable` (a command's own error included).
+        A batch that fails for one command's arguments (e.g. a key that is not valid text,
+        refused while the pipeline is packed) is sent again one command at a time, so only
+        that command's caller fails; a failed connection fails them all."""
         batch = self._batches.pop(loop, [])
         try:
-            with self._unavailable_on_error():
-                if len(batch) == 1:  # a pipeline of one costs more than the command alone
-                    name, args, kwargs, _ = batch[0]
-                    results = [await getattr(self._client(), name)(*args, **kwargs)]
-                else:
-                    async with self._client().pipeline(transaction=False) as pipe:
-                        for name, args, kwargs, _ in batch:
-                            getattr(pipe, name)(*args, **kwargs)
-                        results = await pipe.execute(raise_on_error=False)
+            try:
+                results = await self._send(batch)
+            except _CONNECTION_ERRORS:
+                raise
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                results = [await self._one_alone(command) for command in batch]
         except BaseException as exc:
-            failure = exc if isinstance(exc, StateUnavailable) else StateUnavailable(
-                f"{self._description}: {type(exc).__name__}")
+            failure = self._failure(exc)
             for *_, future in batch:
                 if not future.done():
                     future.set_exception(failure)
@@ -145,11 +150,35 @@ class RedisStore(StateStore):
         for (*_, future), result in zip(batch, results, strict=True):
             if future.done():  # its caller was cancelled; the command was still sent
                 continue
-            if isinstance(result, Exception):
-                future.set_exception(StateUnavailable(
-                    f"{self._description}: {type(result).__name__}"))
+            if isinstance(result, BaseException):
+                future.set_exception(self._failure(result))
             else:
                 future.set_result(result)
+
+    async def _send(self, batch: list[_Queued]) -> list[Any]:
+        """The batch's replies, a command's own error (e.g. WRONGTYPE) in its place."""
+        if len(batch) == 1:  # a pipeline of one costs more than the command alone
+            name, args, kwargs, _ = batch[0]
+            return [await getattr(self._client(), name)(*args, **kwargs)]
+        async with self._client().pipeline(transaction=False) as pipe:
+            for name, args, kwargs, _ in batch:
+                getattr(pipe, name)(*args, **kwargs)
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def _one_alone(self, command: _Queued) -> Any:
+        """One command of a batch that could not be packed; its own error as its result."""
+        try:
+            return (await self._send([command]))[0]
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception as exc:
+            return exc
+
+    def _failure(self, exc: BaseException) -> StateUnavailable:
+        """What a caller is told: the error's kind, naming no key or value."""
+        if isinstance(exc, StateUnavailable):
+            return exc
+        return StateUnavailable(f"{self._description}: {type(exc).__name__}")
 
     def _index(self, namespace: str) -> str:
         """The set of a listed namespace's keys (members may have expired: `keys` prunes)."""
@@ -176,16 +205,6 @@ class RedisStore(StateStore):
     async def get(self, namespace: str, key: str) -> JsonDict | None:
         raw = await self._call("get", self._key(namespace, key))
         return None if raw is None else dict(json.loads(raw))
-
-    async def claim(self, namespace: str, key: str, value: JsonDict,
-                    ttl: float | None = None, *, also: Put | None = None) -> bool:
-        claimed, _ = await self._claim(namespace, key, value, ttl, also, None)
-        return claimed
-
-    async def claim_and_read(self, namespace: str, key: str, value: JsonDict,
-                             ttl: float | None = None, *, also: Put | None = None,
-                             read: tuple[str, str]) -> tuple[bool, JsonDict | None]:
-        return await self._claim(namespace, key, value, ttl, also, read)
 
     async def _claim(self, namespace: str, key: str, value: JsonDict, ttl: float | None,
                      also: Put | None, read: tuple[str, str] | None

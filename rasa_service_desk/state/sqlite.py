@@ -6,7 +6,15 @@ right in the event loop without waiting for any lock (most take well under a mil
 and handing every one to a thread cost more CPU than the work); only when another process
 holds the write lock does it run again in a worker thread, which waits for the lock, so a
 slow lock never blocks the event loop. Writers take SQLite's write lock
-(`BEGIN IMMEDIATE`), which makes `claim` and `take_all` atomic across processes. Commits
+(`BEGIN IMMEDIATE`), which makes `claim` and `take_all` atomic across processes.
+
+Group commit: the writes that concurrent actions ask for in one turn of the event loop run
+in one transaction, at the end of that turn. Each write alone took the lock, wrote its pages
+to the WAL and, with several workers on one file, reloaded the pages another process had
+changed: about 47 microseconds per claim, against 26 in groups of 4 and 17 in groups of 16.
+If the group cannot commit (another process holds the lock, or one write fails), each write
+runs again alone, exactly as without grouping, so one write's error fails only its caller
+and a busy lock is waited for as described above. Commits
 use `synchronous=NORMAL`, WAL's usual setting: a commit survives the process being killed
 (it is in the WAL file), and only a power cut can lose the last ones; with the default
 (FULL) every commit waited for the disk, several milliseconds per submission. Not for
@@ -29,6 +37,10 @@ from typing import Any, TypeVar
 from rasa_service_desk.state import JsonDict, Put, StateStore, StateUnavailable
 
 T = TypeVar("T")
+#: A write: runs inside the transaction it is given, returns the caller's result.
+Work = Callable[[sqlite3.Connection], Any]
+#: A write waiting for its group's commit, and where its caller waits for the result.
+_Write = tuple[Work, "asyncio.Future[Any]"]
 
 #: How long a call waits for another process's write lock before giving up (seconds).
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -87,6 +99,17 @@ def _is_busy(exc: BaseException) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
+def _resolve(batch: list[_Write], results: list[Any], error: Exception | None = None) -> None:
+    """Hand each caller of `batch` its result, or `error`, unless it stopped waiting."""
+    for index, (_, future) in enumerate(batch):
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(results[index])
+
+
 class SqliteStore(StateStore):
     """The state in the SQLite file at `path` (created with its folder if missing)."""
 
@@ -100,6 +123,10 @@ class SqliteStore(StateStore):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self._last_purge = 0.0
         self._local = threading.local()
+        #: Writes waiting for the end of the current loop turn, per event loop.
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
+        #: Groups waiting for another process's lock.
+        self._waiting: set[asyncio.Task[None]] = set()
         try:
             with self._connection() as connection:
                 connection.execute("PRAGMA journal_mode=WAL")
@@ -135,20 +162,99 @@ class SqliteStore(StateStore):
                     connection.close()
             raise
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction holding SQLite's write lock from its first statement."""
+    def _transaction(self, works: list[Work]) -> list[Any]:
+        """Run `works` in one write transaction holding SQLite's write lock from the start;
+        nothing of them stays if one fails."""
         with self._connection() as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                yield connection
+                results = [work(connection) for work in works]
                 connection.execute("COMMIT")
             except BaseException:
-                # Nothing of the work stays: `_run` may run it again (after a busy lock).
+                # Nothing of the work stays: it may run again (after a busy lock, or alone).
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
                 raise
         self._purge_now_and_then(connection)
+        return results
+
+    async def _write(self, work: Work) -> Any:
+        """Run `work` in a write transaction shared with the other writes asked for in this
+        turn of the event loop (see "Group commit" above)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._commit_pending, loop)
+        pending.append((work, future))
+        return await future
+
+    def _commit_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit the writes asked for in the turn that just ended."""
+        # A write whose caller was cancelled before the group commits is not done at all.
+        batch = [write for write in self._pending.pop(loop, []) if not write[1].done()]
+        if batch:
+            self._commit(loop, batch)
+
+    def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Write]) -> None:
+        """`batch` in one transaction, now; when another process holds the lock, in a task
+        that waits for it; when a write fails, each write alone, so only its caller fails."""
+        self._local.nonblocking = True
+        try:
+            results = self._transaction([work for work, _ in batch])
+        except Exception as exc:
+            if _is_busy(exc):
+                task = loop.create_task(self._commit_later(loop, batch))
+                self._waiting.add(task)  # a task no one refers to may be collected
+                task.add_done_callback(self._waiting.discard)
+            else:
+                self._split(loop, batch, exc)
+            return
+        finally:
+            self._local.nonblocking = False
+        _resolve(batch, results)
+
+    async def _commit_later(self, loop: asyncio.AbstractEventLoop, batch: list[_Write]) -> None:
+        """`batch` in one transaction once the lock is free (`_run`'s pauses, then a thread)."""
+        failed: list[Exception] = []
+
+        def attempt() -> list[Any]:
+            try:
+                return self._transaction([work for work, _ in batch])
+            except Exception as exc:
+                if _is_busy(exc):
+                    raise  # `_run` waits and tries again
+                failed.append(exc)
+                return []
+
+        try:
+            results = await self._run(attempt)
+        except Exception as exc:  # the lock stayed taken: every caller is told
+            _resolve(batch, [], exc)
+            return
+        if failed:
+            self._split(loop, batch, failed[0])
+        else:
+            _resolve(batch, results)
+
+    def _split(self, loop: asyncio.AbstractEventLoop, batch: list[_Write],
+               exc: Exception) -> None:
+        """A group that failed: each write again alone; a write alone fails its caller."""
+        if len(batch) == 1:
+            _resolve(batch, [], self._failure(exc))
+            return
+        for write in batch:
+            self._commit(loop, [write])
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What a caller is told of a failed call: `StateUnavailable` for the store's own
+        errors (naming no key or value); anything else (a bug) as it is."""
+        if isinstance(exc, sqlite3.Error):
+            return StateUnavailable(f"{self.path}: {exc}")
+        if isinstance(exc, UnicodeError):  # a key or value with a lone surrogate
+            return StateUnavailable(f"{self.path}: a key or value is not valid text")
+        return exc
 
     def _purge_now_and_then(self, connection: sqlite3.Connection) -> None:
         """Delete expired rows now and then. Best effort, after the work committed: an error
@@ -185,20 +291,25 @@ class SqliteStore(StateStore):
                 finally:
                     self._local.nonblocking = False
             return await asyncio.to_thread(work)
-        except sqlite3.Error as exc:
-            raise StateUnavailable(f"{self.path}: {exc}") from None
+        except (sqlite3.Error, UnicodeError) as exc:
+            raise self._failure(exc) from None
 
     async def put(self, namespace: str, key: str, value: JsonDict,
                   ttl: float | None = None) -> None:
         row = (namespace, key, json.dumps(value), time.time() + self.ttl(ttl))
 
-        def work() -> None:
-            with self._write() as connection:
-                connection.execute(_UPSERT, row)
+        await self._write(lambda connection: connection.execute(_UPSERT, row))
 
-        await self._run(work)
+    def _flush_writes(self) -> None:
+        """Commit this loop's waiting writes now: a read sees the writes asked for before it
+        (as on Redis, where they share the read's pipeline, in order)."""
+        loop = asyncio.get_running_loop()
+        if self._pending.get(loop):
+            self._commit_pending(loop)
 
     async def get(self, namespace: str, key: str) -> JsonDict | None:
+        self._flush_writes()
+
         def work() -> Any:
             with self._connection() as connection:
                 return connection.execute(
@@ -208,36 +319,41 @@ class SqliteStore(StateStore):
         row = await self._run(work)
         return None if row is None else dict(json.loads(row[0]))
 
-    async def claim(self, namespace: str, key: str, value: JsonDict,
-                    ttl: float | None = None, *, also: Put | None = None) -> bool:
+    async def _claim(self, namespace: str, key: str, value: JsonDict, ttl: float | None,
+                     also: Put | None, read: tuple[str, str] | None
+                     ) -> tuple[bool, JsonDict | None]:
+        """The claim, `also` and the read in one transaction (of the turn's group)."""
         now = time.time()
+        row = (namespace, key, json.dumps(value), now + self.ttl(ttl))
         extra = None if also is None else (
             also[0], also[1], json.dumps(also[2]), now + self.ttl(also[3]))
 
-        def work() -> bool:
-            with self._write() as connection:
-                connection.execute(
-                    "DELETE FROM entries WHERE namespace = ? AND key = ? AND expires_at <= ?",
-                    (namespace, key, now))
-                cursor = connection.execute(
-                    "INSERT OR IGNORE INTO entries (namespace, key, value, expires_at) "
-                    "VALUES (?,?,?,?)", (namespace, key, json.dumps(value), now + self.ttl(ttl)))
-                claimed = cursor.rowcount == 1
-                if extra is not None:
-                    connection.execute(_UPSERT, extra)
-                return claimed
+        def work(connection: sqlite3.Connection) -> tuple[bool, Any]:
+            connection.execute(
+                "DELETE FROM entries WHERE namespace = ? AND key = ? AND expires_at <= ?",
+                (namespace, key, now))
+            cursor = connection.execute(
+                "INSERT OR IGNORE INTO entries (namespace, key, value, expires_at) "
+                "VALUES (?,?,?,?)", row)
+            claimed = cursor.rowcount == 1
+            if extra is not None:
+                connection.execute(_UPSERT, extra)
+            if not claimed or read is None:
+                return claimed, None
+            return claimed, connection.execute(
+                "SELECT value FROM entries WHERE namespace = ? AND key = ? AND expires_at > ?",
+                (*read, now)).fetchone()
 
-        return await self._run(work)
+        claimed, found = await self._write(work)
+        return bool(claimed), (None if found is None else dict(json.loads(found[0])))
 
     async def delete(self, namespace: str, key: str) -> None:
-        def work() -> None:
-            with self._write() as connection:
-                connection.execute("DELETE FROM entries WHERE namespace = ? AND key = ?",
-                                   (namespace, key))
-
-        await self._run(work)
+        await self._write(lambda connection: connection.execute(
+            "DELETE FROM entries WHERE namespace = ? AND key = ?", (namespace, key)))
 
     async def keys(self, namespace: str) -> list[str]:
+        self._flush_writes()
+
         def work() -> list[Any]:
             with self._connection() as connection:
                 return connection.execute(
@@ -249,29 +365,27 @@ class SqliteStore(StateStore):
     async def append(self, namespace: str, key: str, value: JsonDict,
                      ttl: float | None = None) -> None:
         expires = time.time() + self.ttl(ttl)
+        item = (namespace, key, json.dumps(value), expires)
 
-        def work() -> None:
-            with self._write() as connection:
-                connection.execute(
-                    "INSERT INTO queue (namespace, key, value, expires_at) VALUES (?,?,?,?)",
-                    (namespace, key, json.dumps(value), expires))
-                connection.execute(
-                    "UPDATE queue SET expires_at = ? WHERE namespace = ? AND key = ?",
-                    (expires, namespace, key))
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO queue (namespace, key, value, expires_at) VALUES (?,?,?,?)", item)
+            connection.execute(
+                "UPDATE queue SET expires_at = ? WHERE namespace = ? AND key = ?",
+                (expires, namespace, key))
 
-        await self._run(work)
+        await self._write(work)
 
     async def take_all(self, namespace: str, key: str) -> list[JsonDict]:
-        def work() -> list[Any]:
-            with self._write() as connection:
-                rows = connection.execute(
-                    "SELECT value FROM queue WHERE namespace = ? AND key = ? AND expires_at > ? "
-                    "ORDER BY seq", (namespace, key, time.time())).fetchall()
-                connection.execute("DELETE FROM queue WHERE namespace = ? AND key = ?",
-                                   (namespace, key))
-                return rows
+        def work(connection: sqlite3.Connection) -> list[Any]:
+            rows = connection.execute(
+                "SELECT value FROM queue WHERE namespace = ? AND key = ? AND expires_at > ? "
+                "ORDER BY seq", (namespace, key, time.time())).fetchall()
+            connection.execute("DELETE FROM queue WHERE namespace = ? AND key = ?",
+                               (namespace, key))
+            return rows
 
-        return [dict(json.loads(row[0])) for row in await self._run(work)]
+        return [dict(json.loads(row[0])) for row in await self._write(work)]
 
     async def check(self) -> None:
         await self.put("health", "check", {"ok": True}, ttl=60)

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import unicodedata
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +28,16 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rasa_service_desk.actions.validation import clean_line, clean_name, clean_text
+from rasa_service_desk.actions.validation import (
+    _BIDI_CONTROLS,
+    clean_line,
+    clean_name,
+    clean_text,
+    strip_controls,
+)
 from tests.support.rasa_payloads import responses, slot_events, webhook_payload
 from tests.support.servers import (
     MAIN_PYTHON,
@@ -217,6 +226,19 @@ def test_the_text_checks_strip_controls_and_keep_lines_only_in_free_text() -> No
     assert clean_text("lone \ud800surrogate", 50) == "lone surrogate"
     assert clean_text("\x00\x01\x02", 50) is None  # nothing left: asked again
     assert clean_name("\x1b[31m\x1b[0m") is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None), max_size=40), st.booleans())
+def test_no_control_character_survives_whatever_the_text(text: str, multiline: bool) -> None:
+    """Printable text is returned as it is without a walk over its characters; any other
+    text is walked: either way no control character remains but kept line breaks and tabs."""
+    cleaned = strip_controls(text, multiline)
+    kept = "\n\t" if multiline else ""
+    assert not [ch for ch in cleaned if ch not in kept and (
+        ch in _BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs"))]
+    if text.isprintable():
+        assert cleaned == text
 
 
 # -- 17. malformed calls: a short 4xx, no echo, the server keeps serving ------------------

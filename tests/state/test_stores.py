@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,9 +113,7 @@ async def test_a_failing_command_fails_only_its_caller_on_redis(
     await store.close()
 
 
-async def test_a_cancelled_caller_leaves_the_others_their_results(
-        redis_server: RedisServer) -> None:
-    store = open_store(redis_server.url)
+async def test_a_cancelled_caller_leaves_the_others_their_results(store: StateStore) -> None:
     await store.put("ns", "kept", {"v": 1})
     doomed = asyncio.ensure_future(store.put("ns", "doomed", {"v": 2}))
     others = asyncio.gather(*(store.get("ns", "kept") for _ in range(5)))
@@ -122,7 +121,64 @@ async def test_a_cancelled_caller_leaves_the_others_their_results(
     doomed.cancel()
     assert await others == [{"v": 1}] * 5
     assert await store.get("ns", "kept") == {"v": 1}
-    await store.close()
+
+
+async def test_a_key_that_is_not_valid_text_fails_only_its_caller(store: StateStore) -> None:
+    """A conversation id with a lone surrogate (a JSON escape such as \\ud800, which Rasa's
+    REST channel accepts) cannot be stored: its caller is told the state is unavailable,
+    while the writes and reads asked for beside it, in the same batch, go through."""
+    bad, good, read = await asyncio.gather(
+        store.put("ns", "\ud800", {"v": 1}), store.put("ns", "good", {"v": 2}),
+        store.get("ns", "good"), return_exceptions=True)
+    assert isinstance(bad, StateUnavailable) and "\ud800" not in str(bad)
+    assert good is None and read == {"v": 2}
+    claimed = await asyncio.gather(store.claim("ns", "\udfff", {"v": 3}),
+                                   store.claim("ns", "mine", {"v": 4}), return_exceptions=True)
+    assert isinstance(claimed[0], StateUnavailable) and claimed[1] is True
+
+
+async def test_a_read_sees_the_writes_asked_for_before_it(store: StateStore) -> None:
+    """Writes wait for the end of the loop's turn (SQLite commits them together, Redis sends
+    them together); a read asked for after them in the same turn still sees them."""
+    results = await asyncio.gather(store.put("ns", "k", {"v": 1}), store.get("ns", "k"),
+                                   store.claim("ns", "c", {"v": 2}), store.get("ns", "c"))
+    assert results[1:] == [{"v": 1}, True, {"v": 2}]
+
+
+async def test_sqlite_commits_the_writes_of_one_loop_turn_together(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Group commit: 50 concurrent submissions' claims and records take a few transactions,
+    not 100, and every caller still gets its own answer."""
+    import sqlite3
+
+    from rasa_service_desk.state import sqlite as sqlite_store
+
+    commits: list[str] = []
+    connect = sqlite3.connect
+
+    def counting_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = connect(*args, **kwargs)
+        connection.set_trace_callback(
+            lambda statement: commits.append(statement) if statement == "COMMIT" else None)
+        return connection
+
+    monkeypatch.setattr(sqlite_store.sqlite3, "connect", counting_connect)
+    store = open_store(f"sqlite:///{tmp_path / 'grouped.sqlite3'}")
+    commits.clear()
+
+    async def submit(n: int) -> bool:
+        claimed = await store.claim("submission", f"s{n % 25}", {"n": n},
+                                    also=("latest", f"conversation-{n}", {"n": n}, None))
+        if claimed:
+            await store.put("submission", f"s{n % 25}", {"n": n, "done": True})
+        return claimed
+
+    won = await asyncio.gather(*(submit(n) for n in range(50)))
+    assert sum(won) == 25  # of two submissions of the same key, one claims it
+    assert len(commits) <= 4
+    for n in range(25):
+        assert (await store.get("submission", f"s{n}"))["done"] is True  # type: ignore[index]
+    assert await store.get("latest", "conversation-49") == {"n": 49}
 
 
 async def test_queues_keep_order_and_are_taken_once(store: StateStore) -> None:
@@ -175,7 +231,8 @@ def test_two_processes_share_the_sqlite_file(tmp_path: Path) -> None:
 async def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(
         tmp_path: Path) -> None:
     """Writes run in the event loop while nothing holds the lock; when another process holds
-    SQLite's write lock, the write waits in a thread and the loop keeps serving."""
+    SQLite's write lock, the writes of a turn wait in a thread, together, and the loop keeps
+    serving."""
     path = tmp_path / "locked.sqlite3"
     store = open_store(f"sqlite:///{path}")
     await store.put("ns", "before", {"n": 0})
@@ -195,14 +252,17 @@ async def test_a_write_waits_for_another_process_lock_without_blocking_the_loop(
 
         running = asyncio.create_task(ticker())
         started = asyncio.get_running_loop().time()
-        assert await store.claim("ns", "k", {"n": 1}) is True
+        results = await asyncio.gather(store.claim("ns", "k", {"n": 1}),
+                                       *(store.put("ns", f"p{n}", {"n": n}) for n in range(5)))
         waited = asyncio.get_running_loop().time() - started
         running.cancel()
     finally:
         holder.wait(10)
     assert waited >= 0.5  # it did wait for the other process's lock ...
     assert ticks >= 20  # ... while the event loop went on
+    assert results == [True] + [None] * 5
     assert await store.get("ns", "k") == {"n": 1}
+    assert await store.get("ns", "p4") == {"n": 4}
     assert await store.claim("ns", "k", {"n": 2}) is False
 
 
