@@ -105,7 +105,7 @@ class RedisStore(StateStore):
         try:
             yield
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            raise StateUnavailable(f"{self._description}: {type(exc).__name__}") from None
+            raise self._failure(exc) from None
 
     async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return await self._queue(name, *args, **kwargs)
