@@ -88,14 +88,17 @@ def failure_of(status: int, raw: bytes, expected_response: str | None) -> str | 
 async def drive(url: str, make: Callable[[int], tuple[bytes, str | None]], *,
                 concurrency: int, max_requests: int, max_seconds: float,
                 first_index: int = 0, timeout: float = 600.0,
-                stagger: float = 0.0) -> LoadResult:
+                stagger: float = 0.0, connection_per_call: bool = False) -> LoadResult:
     """Post request number `first_index + i` to `url` from `concurrency` conversations.
 
     `make(index)` gives the request's body and the response the action must utter (or None).
+    Each conversation keeps its connection, unless `connection_per_call`: then every request
+    opens its own, as Rasa 3.6 does (a client session per action call), which lets the
+    kernel hand each call to whichever Sanic worker accepts it first.
     """
     result = LoadResult(concurrency)
     issued = 0
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=connection_per_call)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
         started = time.perf_counter()

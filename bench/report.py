@@ -181,7 +181,11 @@ def markdown(results: Results) -> str:
                       f"workers on {results.cpu_count} cores", "", *scaling, "",
                   "Efficiency: throughput per worker relative to one worker at the same "
                   "concurrency (100% = linear scaling). Each worker is a process with its "
-                  "own event loop, vendor tokens, caches and connection pool."]
+                  "own event loop, vendor tokens, caches and connection pool. Every call "
+                  "here opens its own connection, as Rasa 3.6 sends action calls (one "
+                  "client session per call), so the kernel hands it to whichever worker "
+                  "accepts first; the tables above keep one connection per conversation, "
+                  "and kept-alive connections stay with the worker that accepted them."]
     lines += idempotency_section(results)
     memory = results.memory
     if memory is not None:

@@ -17,6 +17,7 @@ import asyncio
 import os
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,7 +271,8 @@ class Runner:
         return scenario.k * self.config.latency_ms / 1000 if self.config.stagger else 0.0
 
     async def post(self, scenario: Scenario, concurrency: int, requests: int, *,
-                   as_noop: bool = False, url: str | None = None) -> loadgen.LoadResult:
+                   as_noop: bool = False, url: str | None = None,
+                   connection_per_call: bool = False) -> loadgen.LoadResult:
         """Drive `scenario`; `as_noop` sends its payload to the no-op action instead."""
         template = scenario.template(self.context)
         if as_noop:
@@ -286,7 +288,8 @@ class Runner:
         return await loadgen.drive(url, make, concurrency=concurrency, max_requests=requests,
                                    max_seconds=self.config.duration, first_index=start,
                                    timeout=self.config.timeout,
-                                   stagger=0.0 if as_noop else self.stagger(scenario))
+                                   stagger=0.0 if as_noop else self.stagger(scenario),
+                                   connection_per_call=connection_per_call)
 
     async def noop_baseline(self, scenario: Scenario) -> None:
         """Server CPU per request of the no-op given `scenario`'s payload (same parsing)."""
@@ -348,7 +351,9 @@ class Runner:
             await self.noop_baseline(scenario)
 
     async def scaling_run(self, scenario: Scenario, sandbox_url: str) -> None:
-        """The product's action server with each worker count in turn, at each level."""
+        """The product's action server with each worker count in turn, at each level; every
+        call on its own connection, as Rasa 3.6 sends them (kept-alive connections all go
+        to the worker that accepted them, nearly all to one at 64 conversations)."""
         config = self.config
         assert self.sandbox is not None
         self.say(f"\nScaling run: {scenario.title} with "
@@ -362,13 +367,14 @@ class Runner:
                 url = child.url + "/webhook"
                 # Every worker fetches its own token and fills its own caches.
                 warm = await self.post(scenario, 8 * workers, max(config.warmup, CUSTOMERS) *
-                                       workers, url=url)
+                                       workers, url=url, connection_per_call=True)
                 for concurrency in config.scaling_concurrency:
                     if scenario.reset_simulator and scenario.vendor:
                         await self.sandbox.reset(scenario.vendor)
                     used = tree.cpu_seconds()
                     psutil.cpu_percent(None)
-                    result = await self.post(scenario, concurrency, config.requests, url=url)
+                    result = await self.post(scenario, concurrency, config.requests, url=url,
+                                             connection_per_call=True)
                     machine = psutil.cpu_percent(None)
                     cores = (tree.cpu_seconds() - used) / max(result.elapsed, 1e-9)
                     level = ScalingLevel(workers, concurrency, result.requests,
@@ -426,6 +432,16 @@ def observed_k(scenario: Scenario, routes: dict[str, float]) -> dict[str, Any]:
             "declared_calls": scenario.calls, "routes": seen, "unexpected": unexpected}
 
 
+def run_on_fast_loop(main: Coroutine[Any, Any, Results]) -> Results:
+    """Run on uvloop where installed (it comes with Sanic): the load generator shares the
+    machine with the servers it measures, and its delays are in every latency it reports."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def run(config: Config) -> tuple[Results, Path]:
     """Run the benchmark and write its report; return the results and the report folder."""
     from bench import report
@@ -433,7 +449,7 @@ def run(config: Config) -> tuple[Results, Path]:
     folder = config.results_dir / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    results = asyncio.run(Runner(config, folder / "logs").run())
+    results = run_on_fast_loop(Runner(config, folder / "logs").run())
     results.load_before, results.load_after = load_before, os.getloadavg()
     report.write(results, folder)
     return results, folder

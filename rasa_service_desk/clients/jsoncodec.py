@@ -30,3 +30,12 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:  # a type orjson does not know, an int beyond 64 bits, NaN keys, ...
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def dumps_stored(value: Any) -> str:
+    """JSON text for a stored record: orjson's, or the standard library's ASCII-escaped text
+    for what orjson refuses (a lone surrogate in a customer's text stays storable)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)

@@ -7,6 +7,7 @@ is what `SANDBOX_URL` points the action server at. `GET /health` answers once al
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 
 from aiohttp import web
@@ -37,8 +38,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sandbox %(message)s")
     web.run_app(build_app(args.latency_ms / 1000), host=args.host, port=args.port,
-                access_log=None, print=lambda *_: logging.info(
+                access_log=None, loop=event_loop(), print=lambda *_: logging.info(
                     "simulators listening on http://%s:%s", args.host, args.port))
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (it comes with Sanic, so with rasa-sdk), else asyncio's.
+
+    The simulators share the machine with the action server in benchmarks and tests: on
+    uvloop they answer more promptly (see docs/benchmark.md, "on uvloop").
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ belong to the loop that opened them.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from rasa_service_desk.clients.jsoncodec import dumps_stored, loads
 from rasa_service_desk.state import (
     LISTED_NAMESPACES,
     JsonDict,
@@ -195,7 +195,7 @@ class RedisStore(StateStore):
 
     async def put(self, namespace: str, key: str, value: JsonDict,
                   ttl: float | None = None) -> None:
-        name, body = self._key(namespace, key), json.dumps(value)
+        name, body = self._key(namespace, key), dumps_stored(value)
         if namespace in LISTED_NAMESPACES:
             await self._transaction(("set", (name, body), {"px": self._ms(ttl)}),
                                     ("sadd", (self._index(namespace), key), {}))
@@ -204,7 +204,7 @@ class RedisStore(StateStore):
 
     async def get(self, namespace: str, key: str) -> JsonDict | None:
         raw = await self._call("get", self._key(namespace, key))
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else dict(loads(raw))
 
     async def _claim(self, namespace: str, key: str, value: JsonDict, ttl: float | None,
                      also: Put | None, read: tuple[str, str] | None
@@ -212,16 +212,16 @@ class RedisStore(StateStore):
         """One script (`_CLAIM`), so one command on the submission path: the claim, `also`
         and the read happen together, atomically."""
         keys = [self._key(namespace, key), "", ""]
-        args = [json.dumps(value), self._ms(ttl), "", 0]
+        args = [dumps_stored(value), self._ms(ttl), "", 0]
         if also is not None:
             keys[1] = self._key(also[0], also[1])
-            args[2:] = [json.dumps(also[2]), self._ms(also[3])]
+            args[2:] = [dumps_stored(also[2]), self._ms(also[3])]
         if read is not None:
             keys[2] = self._key(*read)
         claimed, found = await self._call("eval", _CLAIM, len(keys), *keys, *args)
         if claimed and namespace in LISTED_NAMESPACES:
             await self._call("sadd", self._index(namespace), key)
-        return bool(claimed), (dict(json.loads(found)) if found is not None else None)
+        return bool(claimed), (dict(loads(found)) if found is not None else None)
 
     async def delete(self, namespace: str, key: str) -> None:
         if namespace in LISTED_NAMESPACES:
@@ -256,14 +256,14 @@ class RedisStore(StateStore):
     async def append(self, namespace: str, key: str, value: JsonDict,
                      ttl: float | None = None) -> None:
         name = self._key(namespace, key)
-        await self._transaction(("rpush", (name, json.dumps(value)), {}),
+        await self._transaction(("rpush", (name, dumps_stored(value)), {}),
                                 ("pexpire", (name, self._ms(ttl)), {}))
 
     async def take_all(self, namespace: str, key: str) -> list[JsonDict]:
         name = self._key(namespace, key)
         items, _ = await self._transaction(("lrange", (name, 0, -1), {}),
                                            ("delete", (name,), {}))
-        return [dict(json.loads(item)) for item in items]
+        return [dict(loads(item)) for item in items]
 
     async def check(self) -> None:
         await self._call("ping")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -35,6 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from rasa_service_desk.clients.jsoncodec import dumps_stored, loads
 from rasa_service_desk.state import JsonDict, Put, StateStore, StateUnavailable
 
 T = TypeVar("T")
@@ -84,6 +84,11 @@ _SCHEMA = (
 _UPSERT = ("INSERT INTO entries (namespace, key, value, expires_at) VALUES (?,?,?,?) "
            "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value, "
            "expires_at = excluded.expires_at")
+
+#: Inserts the row, or replaces it where it has expired: one changed row = claimed.
+_CLAIM = ("INSERT INTO entries (namespace, key, value, expires_at) VALUES (?,?,?,?) "
+          "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value, "
+          "expires_at = excluded.expires_at WHERE entries.expires_at <= ?")
 
 #: SQLite's result codes (the C API's; the sqlite3 module names them from Python 3.11).
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
@@ -297,7 +302,7 @@ class SqliteStore(StateStore):
 
     async def put(self, namespace: str, key: str, value: JsonDict,
                   ttl: float | None = None) -> None:
-        row = (namespace, key, json.dumps(value), time.time() + self.ttl(ttl))
+        row = (namespace, key, dumps_stored(value), time.time() + self.ttl(ttl))
 
         await self._write(lambda connection: connection.execute(_UPSERT, row))
 
@@ -318,24 +323,19 @@ class SqliteStore(StateStore):
                     "AND expires_at > ?", (namespace, key, time.time())).fetchone()
 
         row = await self._run(work)
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else dict(loads(row[0]))
 
     async def _claim(self, namespace: str, key: str, value: JsonDict, ttl: float | None,
                      also: Put | None, read: tuple[str, str] | None
                      ) -> tuple[bool, JsonDict | None]:
         """The claim, `also` and the read in one transaction (of the turn's group)."""
         now = time.time()
-        row = (namespace, key, json.dumps(value), now + self.ttl(ttl))
+        row = (namespace, key, dumps_stored(value), now + self.ttl(ttl))
         extra = None if also is None else (
-            also[0], also[1], json.dumps(also[2]), now + self.ttl(also[3]))
+            also[0], also[1], dumps_stored(also[2]), now + self.ttl(also[3]))
 
         def work(connection: sqlite3.Connection) -> tuple[bool, Any]:
-            connection.execute(
-                "DELETE FROM entries WHERE namespace = ? AND key = ? AND expires_at <= ?",
-                (namespace, key, now))
-            cursor = connection.execute(
-                "INSERT OR IGNORE INTO entries (namespace, key, value, expires_at) "
-                "VALUES (?,?,?,?)", row)
+            cursor = connection.execute(_CLAIM, (*row, now))
             claimed = cursor.rowcount == 1
             if extra is not None:
                 connection.execute(_UPSERT, extra)
@@ -346,7 +346,7 @@ class SqliteStore(StateStore):
                 (*read, now)).fetchone()
 
         claimed, found = await self._write(work)
-        return bool(claimed), (None if found is None else dict(json.loads(found[0])))
+        return bool(claimed), (None if found is None else dict(loads(found[0])))
 
     async def delete(self, namespace: str, key: str) -> None:
         await self._write(lambda connection: connection.execute(
@@ -366,7 +366,7 @@ class SqliteStore(StateStore):
     async def append(self, namespace: str, key: str, value: JsonDict,
                      ttl: float | None = None) -> None:
         expires = time.time() + self.ttl(ttl)
-        item = (namespace, key, json.dumps(value), expires)
+        item = (namespace, key, dumps_stored(value), expires)
 
         def work(connection: sqlite3.Connection) -> None:
             connection.execute(
@@ -386,7 +386,7 @@ class SqliteStore(StateStore):
                                (namespace, key))
             return rows
 
-        return [dict(json.loads(row[0])) for row in await self._write(work)]
+        return [dict(loads(row[0])) for row in await self._write(work)]
 
     async def check(self) -> None:
         await self.put("health", "check", {"ok": True}, ttl=60)

@@ -37,6 +37,22 @@ async def test_entries_expire(store: StateStore) -> None:
     assert await store.get("ns", "short") is None
     assert await store.take_all("q", "short") == []
     assert await store.claim("ns", "short", {"v": 2})  # an expired claim can be taken again
+    assert await store.get("ns", "short") == {"v": 2}
+    assert not await store.claim("ns", "short", {"v": 3})  # a live one cannot
+    assert await store.get("ns", "short") == {"v": 2}
+
+
+async def test_values_the_fast_json_writer_refuses_are_stored_as_before(
+        store: StateStore) -> None:
+    """A lone surrogate (a customer's text cut inside an emoji) or an integer beyond 64 bits
+    in a value: it is stored and read back unchanged, not refused."""
+    value = {"text": "cut emoji \ud83d", "big": 2**70, "plain": "Grüße"}
+    await store.put("ns", "odd", value)
+    assert await store.get("ns", "odd") == value
+    assert await store.claim("ns", "odd-claim", value)
+    assert await store.get("ns", "odd-claim") == value
+    await store.append("q", "odd", value)
+    assert await store.take_all("q", "odd") == [value]
 
 
 async def test_retention_caps_every_expiry(tmp_path: Path) -> None:
