@@ -69,7 +69,8 @@ sdk36: .venv-sdk36/.ok
 rasa:
 	scripts/with-rasa-env $(MAKE) .venv-rasa/.ok
 	scripts/with-rasa-env scripts/pytest .venv-rasa -m rasa tests/connectors tests/rasa
-	scripts/with-rasa-env scripts/pytest .venv-rasa -m "not rasa and not e2e" tests/actions tests/test_domain_consistency.py
+	scripts/with-rasa-env scripts/pytest .venv-rasa -m "not rasa and not e2e" tests/actions tests/test_domain_consistency.py \
+	    tests/clients/test_settings_validation.py
 
 # Trains the reference bot if domain/, data/ or config/config.yml changed (models/ cache).
 e2e: .venv/.ok redis

@@ -436,10 +436,10 @@ def run_on_fast_loop(main: Coroutine[Any, Any, Results]) -> Results:
     """Run on uvloop where installed (it comes with Sanic): the load generator shares the
     machine with the servers it measures, and its delays are in every latency it reports."""
     try:
-        import uvloop
+        from uvloop import run as run_on_uvloop  # uvloop 0.18 and newer
     except ImportError:
         return asyncio.run(main)
-    return uvloop.run(main)
+    return run_on_uvloop(main)
 
 
 def run(config: Config) -> tuple[Results, Path]:

@@ -282,7 +282,9 @@ class CentionInput(InputChannel):
                         "next message (%d message(s))", answer.callback_id, answer.errand_id,
                         held)
             return
-        logger.info("Cention callback %s: answer to errand %s delivered via %s",
+        # The channel may still hold it: a socket.io customer whose socket closed meanwhile,
+        # or one connected to another instance, gets it on their next message.
+        logger.info("Cention callback %s: answer to errand %s handed to the %s channel",
                     answer.callback_id, answer.errand_id, output.name())
 
     async def _release(self, outcome: CallbackOutcome) -> None:

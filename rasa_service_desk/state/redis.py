@@ -33,7 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rasa_service_desk.clients.jsoncodec import dumps_stored, loads
+from rasa_service_desk.clients.jsoncodec import dumps_stored, loads_stored
 from rasa_service_desk.state import (
     LISTED_NAMESPACES,
     JsonDict,
@@ -204,7 +204,7 @@ class RedisStore(StateStore):
 
     async def get(self, namespace: str, key: str) -> JsonDict | None:
         raw = await self._call("get", self._key(namespace, key))
-        return None if raw is None else dict(loads(raw))
+        return None if raw is None else dict(loads_stored(raw))
 
     async def _claim(self, namespace: str, key: str, value: JsonDict, ttl: float | None,
                      also: Put | None, read: tuple[str, str] | None
@@ -221,7 +221,7 @@ class RedisStore(StateStore):
         claimed, found = await self._call("eval", _CLAIM, len(keys), *keys, *args)
         if claimed and namespace in LISTED_NAMESPACES:
             await self._call("sadd", self._index(namespace), key)
-        return bool(claimed), (dict(loads(found)) if found is not None else None)
+        return bool(claimed), (dict(loads_stored(found)) if found is not None else None)
 
     async def delete(self, namespace: str, key: str) -> None:
         if namespace in LISTED_NAMESPACES:
@@ -263,7 +263,7 @@ class RedisStore(StateStore):
         name = self._key(namespace, key)
         items, _ = await self._transaction(("lrange", (name, 0, -1), {}),
                                            ("delete", (name,), {}))
-        return [dict(loads(item)) for item in items]
+        return [dict(loads_stored(item)) for item in items]
 
     async def check(self) -> None:
         await self._call("ping")

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from rasa_service_desk.clients.jsoncodec import dumps_stored, loads
+from rasa_service_desk.clients.jsoncodec import dumps_stored, loads_stored
 from rasa_service_desk.state import JsonDict, Put, StateStore, StateUnavailable
 
 T = TypeVar("T")
@@ -323,7 +323,7 @@ class SqliteStore(StateStore):
                     "AND expires_at > ?", (namespace, key, time.time())).fetchone()
 
         row = await self._run(work)
-        return None if row is None else dict(loads(row[0]))
+        return None if row is None else dict(loads_stored(row[0]))
 
     async def _claim(self, namespace: str, key: str, value: JsonDict, ttl: float | None,
                      also: Put | None, read: tuple[str, str] | None
@@ -346,7 +346,7 @@ class SqliteStore(StateStore):
                 (*read, now)).fetchone()
 
         claimed, found = await self._write(work)
-        return bool(claimed), (None if found is None else dict(loads(found[0])))
+        return bool(claimed), (None if found is None else dict(loads_stored(found[0])))
 
     async def delete(self, namespace: str, key: str) -> None:
         await self._write(lambda connection: connection.execute(
@@ -386,7 +386,7 @@ class SqliteStore(StateStore):
                                (namespace, key))
             return rows
 
-        return [dict(loads(row[0])) for row in await self._write(work)]
+        return [dict(loads_stored(row[0])) for row in await self._write(work)]
 
     async def check(self) -> None:
         await self.put("health", "check", {"ok": True}, ttl=60)

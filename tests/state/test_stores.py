@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +43,28 @@ async def test_entries_expire(store: StateStore) -> None:
     assert await store.get("ns", "short") == {"v": 2}
 
 
-async def test_values_the_fast_json_writer_refuses_are_stored_as_before(
-        store: StateStore) -> None:
-    """A lone surrogate (a customer's text cut inside an emoji) or an integer beyond 64 bits
-    in a value: it is stored and read back unchanged, not refused."""
-    value = {"text": "cut emoji \ud83d", "big": 2**70, "plain": "Grüße"}
+@pytest.mark.parametrize("value", [
+    {"text": "cut emoji \ud83d"},  # a customer's text cut inside an emoji: a lone surrogate
+    {"reference": 2**70 + 1, "negative": -(2**64) - 3},  # integers beyond 64 bits stay exact
+    {"text": "Grüße \u2028 \u0000", "nested": {"list": [1, 2.5, None, True]}},
+])
+async def test_stored_values_come_back_exactly(store: StateStore, value: dict) -> None:
     await store.put("ns", "odd", value)
     assert await store.get("ns", "odd") == value
     assert await store.claim("ns", "odd-claim", value)
     assert await store.get("ns", "odd-claim") == value
     await store.append("q", "odd", value)
     assert await store.take_all("q", "odd") == [value]
+
+
+async def test_values_json_cannot_hold_are_refused_or_written_as_null(
+        store: StateStore) -> None:
+    """A datetime is refused (as the standard library always did), not stored as text that
+    would come back as another type; NaN is written as null, as in vendor calls."""
+    with pytest.raises(TypeError):
+        await store.put("ns", "when", {"at": datetime.now(timezone.utc)})
+    await store.put("ns", "nan", {"score": float("nan")})
+    assert await store.get("ns", "nan") == {"score": None}
 
 
 async def test_retention_caps_every_expiry(tmp_path: Path) -> None:
