@@ -86,9 +86,7 @@ _UPSERT = ("INSERT INTO entries (namespace, key, value, expires_at) VALUES (?,?,
            "expires_at = excluded.expires_at")
 
 #: Inserts the row, or replaces it where it has expired: one changed row = claimed.
-_CLAIM = ("INSERT INTO entries (namespace, key, value, expires_at) VALUES (?,?,?,?) "
-          "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value, "
-          "expires_at = excluded.expires_at WHERE entries.expires_at <= ?")
+_CLAIM = _UPSERT + " WHERE entries.expires_at <= ?"
 
 #: SQLite's result codes (the C API's; the sqlite3 module names them from Python 3.11).
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
