@@ -8,6 +8,11 @@ Agents: with several agent ids configured, a conversation always goes to the sam
 by a hash of the user id. That spreads chats evenly and keeps re-requests on the
 chat that already exists (Imbee keys chats by their members).
 
+Order: the user comes first (the chat needs its apikey, the token needs it to exist); the
+chat and the access token depend only on the user, so they are requested at the same time and
+the customer waits for two vendor round trips, not three. When one of them fails, the other
+is cancelled; both are idempotent, so a retry finds what a cancelled call may have created.
+
 Retries: all three POSTs are sent as idempotent. Imbee keys users by `uniqueIdSha`, chats by
 their members and tokens by user and bot, and answers a repeat with `previously_registered` /
 `previously_created` and the existing object, so a repeated request never creates a duplicate.
@@ -34,6 +39,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from rasa_service_desk.clients.compat import parse_model
+from rasa_service_desk.clients.concurrency import both
 from rasa_service_desk.clients.errors import (
     ConfigurationError,
     IntegrationError,
@@ -64,6 +70,12 @@ def envelope_message(body: Any) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])
     return ""
+
+
+def require_contact(email: str | None, phone: str | None) -> None:
+    """Imbee sends the access link by mail or SMS: without either nothing is created."""
+    if not email and not phone:
+        raise RejectedInput(VENDOR, "an email address or a mobile number is required")
 
 
 @dataclass(frozen=True)
@@ -139,8 +151,7 @@ class ImbeeClient:
         valid_until: date | None = None,
     ) -> AccessToken:
         """Generate the web access link of `user_id`; Imbee also sends it by mail or SMS."""
-        if not email and not phone:
-            raise RejectedInput(VENDOR, "an email address or a mobile number is required")
+        require_contact(email, phone)
         body: dict[str, Any] = {
             "virtual_user": user_id,
             "bot_idsha": self.settings.bot_id,
@@ -170,11 +181,13 @@ class ImbeeClient:
 
         Asking again for the same conversation gives the same chat and link back.
         """
+        require_contact(email, phone)
         user_id = self.external_user_id(conversation_id)
         agent_id = self.agent_for(user_id)
         user = await self.create_external_user(user_id)
-        chat = await self.create_chat(user, agent_id)
-        token = await self.create_access_token(user_id, email=email, phone=phone)
+        chat, token = await both(
+            self.create_chat(user, agent_id),
+            self.create_access_token(user_id, email=email, phone=phone))
         access = ChatAccess(
             url=token.url,
             conversation_id=chat.conversation_id,
