@@ -38,7 +38,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction, time_left
 from rasa_service_desk.actions.delivery import ActionSubmissionUpdate, Submission, declare
 from rasa_service_desk.actions.forms import TextSlotForm
-from rasa_service_desk.actions.runtime import action_deadline, client, enable, integration, within
+from rasa_service_desk.actions.runtime import client, enable, integration, within
 from rasa_service_desk.actions.shared_state import shared_state
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import (
@@ -378,13 +378,6 @@ def customer_cuid(tracker: Tracker, options: FollowUpOptions) -> str:
     return clean_line(text_slot(tracker, options.cuid_slot), CUID_MAX_LENGTH) or ""
 
 
-def remaining(started: float, margin: float = 1.0) -> float:
-    """Seconds left of the action's deadline (ACTION_DEADLINE_SECONDS), less a margin for
-    the reply, for work that must never make the action late."""
-    elapsed = asyncio.get_running_loop().time() - started
-    return max(0.0, action_deadline() - elapsed - margin)
-
-
 async def best_effort(work: Any, budget: float, what: str) -> Any:
     """Run `work` (a coroutine) within `budget` seconds; a failure or a timeout is logged and
     gives None, never an error for the customer."""
@@ -675,7 +668,6 @@ class ActionCentionRecordResolved(IntegrationAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
-        started = asyncio.get_running_loop().time()
         dispatcher.utter_message(response="utter_cention_glad_it_helped")
         question_id = text_slot(tracker, ANSWERED_SLOT)
         if not question_id:
@@ -687,7 +679,7 @@ class ActionCentionRecordResolved(IntegrationAction):
                                " the resolved conversation is not recorded")
             else:
                 errand_id = await best_effort(
-                    self.record(tracker, str(question_id), options), remaining(started),
+                    self.record(tracker, str(question_id), options), time_left() or 0.0,
                     "cention resolved conversation")
                 if errand_id:
                     logger.info("cention errand %s records a question the library answered "
