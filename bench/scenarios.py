@@ -148,7 +148,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("benti", "Benti ticket", "action_benti_create_ticket", PRODUCT, "benti",
              BENTI_STAGES, "utter_benti_ticket_created", benti_payload),
     Scenario("imbee", "Imbee chat", "action_imbee_open_chat", PRODUCT, "imbee",
-             (("POST /third_parties/user/new",), ("POST /chat/create", "POST /token/new")),
+             (("POST /third_parties/user/new",), ("POST /chat/create",), ("POST /token/new",)),
              "utter_imbee_chat_opened", imbee_payload, reset_simulator=True),
     Scenario("loop", "Loop survey submission", "action_loop_submit_survey", PRODUCT, "loop",
              (("POST /responses",),), "utter_loop_survey_thanks", loop_payload),

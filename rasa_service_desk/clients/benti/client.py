@@ -9,11 +9,12 @@ Benti after the customer was answered).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from rasa_service_desk.clients.benti.auth import VENDOR, TokenKeeper
 from rasa_service_desk.clients.benti.models import (
@@ -27,11 +28,25 @@ from rasa_service_desk.clients.benti.models import (
 )
 from rasa_service_desk.clients.benti.settings import BentiSettings
 from rasa_service_desk.clients.compat import parse_model
-from rasa_service_desk.clients.concurrency import gather_or_cancel
 from rasa_service_desk.clients.errors import AuthenticationError, MalformedReply, RejectedInput
 from rasa_service_desk.clients.http import HttpClient, HttpResponse, RetryPolicy
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+async def gather_or_cancel(*steps: Awaitable[T]) -> list[T]:
+    """`asyncio.gather`, but the first failure cancels the other steps (and waits for them to
+    stop) before it is raised, like a `TaskGroup` on Python 3.10."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def error_message(body: Any) -> str:

@@ -8,10 +8,10 @@ Agents: with several agent ids configured, a conversation always goes to the sam
 by a hash of the user id. That spreads chats evenly and keeps re-requests on the
 chat that already exists (Imbee keys chats by their members).
 
-Order: the user comes first (the chat needs its apikey, the token needs it to exist); the
-chat and the access token depend only on the user, so they are requested at the same time and
-the customer waits for two vendor round trips, not three. When one of them fails, the other
-is cancelled; both are idempotent, so a retry finds what a cancelled call may have created.
+Order: user, chat, access token, one after the other. The token needs nothing from the
+chat, and requesting both at once would save one round trip, but Imbee mails or texts the
+link as soon as the token exists: the link is requested only once the chat it opens exists,
+so a failed chat never leaves the customer with a link to nothing.
 
 Retries: all three POSTs are sent as idempotent. Imbee keys users by `uniqueIdSha`, chats by
 their members and tokens by user and bot, and answers a repeat with `previously_registered` /
@@ -39,7 +39,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from rasa_service_desk.clients.compat import parse_model
-from rasa_service_desk.clients.concurrency import both
 from rasa_service_desk.clients.errors import (
     ConfigurationError,
     IntegrationError,
@@ -185,9 +184,8 @@ class ImbeeClient:
         user_id = self.external_user_id(conversation_id)
         agent_id = self.agent_for(user_id)
         user = await self.create_external_user(user_id)
-        chat, token = await both(
-            self.create_chat(user, agent_id),
-            self.create_access_token(user_id, email=email, phone=phone))
+        chat = await self.create_chat(user, agent_id)
+        token = await self.create_access_token(user_id, email=email, phone=phone)
         access = ChatAccess(
             url=token.url,
             conversation_id=chat.conversation_id,
