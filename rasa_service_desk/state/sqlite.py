@@ -88,6 +88,9 @@ _UPSERT = ("INSERT INTO entries (namespace, key, value, expires_at) VALUES (?,?,
 #: Inserts the row, or replaces it where it has expired: one changed row = claimed.
 _CLAIM = _UPSERT + " WHERE entries.expires_at <= ?"
 
+#: A live entry's value.
+_READ = "SELECT value FROM entries WHERE namespace = ? AND key = ? AND expires_at > ?"
+
 #: SQLite's result codes (the C API's; the sqlite3 module names them from Python 3.11).
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
@@ -316,9 +319,7 @@ class SqliteStore(StateStore):
 
         def work() -> Any:
             with self._connection() as connection:
-                return connection.execute(
-                    "SELECT value FROM entries WHERE namespace = ? AND key = ? "
-                    "AND expires_at > ?", (namespace, key, time.time())).fetchone()
+                return connection.execute(_READ, (namespace, key, time.time())).fetchone()
 
         row = await self._run(work)
         return None if row is None else dict(loads_stored(row[0]))
@@ -339,9 +340,7 @@ class SqliteStore(StateStore):
                 connection.execute(_UPSERT, extra)
             if not claimed or read is None:
                 return claimed, None
-            return claimed, connection.execute(
-                "SELECT value FROM entries WHERE namespace = ? AND key = ? AND expires_at > ?",
-                (*read, now)).fetchone()
+            return claimed, connection.execute(_READ, (*read, now)).fetchone()
 
         claimed, found = await self._write(work)
         return bool(claimed), (None if found is None else dict(loads_stored(found[0])))
