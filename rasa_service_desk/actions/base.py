@@ -21,6 +21,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextvars import ContextVar
+from functools import partial
 from typing import Any, ClassVar
 
 from rasa_sdk import Action, Tracker
@@ -149,7 +150,8 @@ class IntegrationAction(Action, ABC):
                 None if reconcile is None else lambda since: reconcile(payload, since),
                 enqueuer(submission, tracker.sender_id, key, payload),
                 budget=action_deadline() * SUBMISSION_BUDGET - elapsed,
-                latest=(tracker.sender_id, self.name(), submission.confirm_slot))
+                latest=(tracker.sender_id, self.name(), submission.confirm_slot),
+                remember=None if kind.remember is None else partial(kind.remember, payload))
         except SubmissionQueued:
             dispatcher.utter_message(response=submission.queued_response)
             return None

@@ -276,21 +276,14 @@ CONTACT_CARD_SECONDS = 5.0
 
 
 async def hand_off(payload: dict[str, Any]) -> dict[str, str]:
-    """Create the errand saved in `payload` (at once, or later from the outbox), record
-    which conversation owns it (for the agent's answer) and save the contact card."""
+    """Create the errand saved in `payload` (at once, or later from the outbox) and save
+    the contact card. Which conversation owns the errand is recorded by `record_owner`."""
     errand_id = await cention().create_errand(NewErrand(
         message_id=payload["message_id"], name=payload["name"], email=payload["email"],
         subject=payload["subject"], body=payload["body"], extradata=payload["extradata"],
         cuid=payload.get("cuid") or "",
     ))
     sender_id = str(payload["sender_id"])
-    try:
-        await errand_registry().record(errand_id, sender_id, payload.get("channel"))
-    except Exception:
-        # The errand exists and its answer still reaches the customer by email; only the
-        # copy into this chat is lost, so tell the customer the reference anyway.
-        logger.error("cention errand %s: could not record its conversation", errand_id,
-                     exc_info=True)
     logger.info("cention errand %s created (conv=%s)", errand_id, conversation_hash(sender_id),
                 extra=conversation_fields(sender_id))
     card = payload.get("contact_card")
@@ -301,6 +294,20 @@ async def hand_off(payload: dict[str, Any]) -> dict[str, str]:
             CONTACT_CARD_SECONDS if budget is None else budget,
             f"cention errand {errand_id}: contact card")
     return {"id": errand_id}
+
+
+async def record_owner(payload: dict[str, Any], errand: dict[str, Any]) -> None:
+    """Record which conversation owns the errand just filed, where the callback connector
+    looks when an agent answers. Written with the submission's record (`Kind.remember`),
+    so the action's reply waits for one store round trip rather than two."""
+    try:
+        await errand_registry().record(str(errand["id"]), str(payload["sender_id"]),
+                                       payload.get("channel"))
+    except Exception:
+        # The errand exists and its answer still reaches the customer by email; only the
+        # copy into this chat is lost, so tell the customer the reference anyway.
+        logger.error("cention errand %s: could not record its conversation", errand.get("id"),
+                     exc_info=True)
 
 
 def confirm_errand(errand: dict[str, Any], dispatcher: CollectingDispatcher,
@@ -315,7 +322,8 @@ def confirm_errand(errand: dict[str, Any], dispatcher: CollectingDispatcher,
 
 
 ERRAND = declare(Submission(
-    Kind("cention.create_errand", "cention", hand_off, intent="cention_submission_update"),
+    Kind("cention.create_errand", "cention", hand_off, intent="cention_submission_update",
+         remember=record_owner),
     confirm_slot=ERRAND_ID_SLOT, queued_response="utter_cention_errand_queued",
     failed_response="utter_cention_errand_not_filed", confirm=confirm_errand))
 

@@ -87,6 +87,8 @@ def submission_key(sender_id: str, action: str, content: Mapping[str, Any]) -> s
 
 
 Reconcile = Callable[[float], Awaitable["JsonDict | None"]]
+#: Keeps what the project needs about a filed submission: `remember(outcome)`.
+Remember = Callable[[JsonDict], Awaitable[None]]
 #: Who submits: (conversation id, action name, the slot the outcome's `id` goes into).
 Latest = tuple[str, str, str]
 #: Saves a failed submission in the outbox: `enqueue(error, uncertain_since)`.
@@ -106,7 +108,8 @@ def may_have_been_processed(exc: BaseException) -> bool:
 
 async def submit_once(key: str, send: Callable[[], Awaitable[JsonDict]], patience: float,
                       reconcile: Reconcile | None = None, enqueue: Enqueue | None = None,
-                      budget: float | None = None, latest: Latest | None = None) -> JsonDict:
+                      budget: float | None = None, latest: Latest | None = None,
+                      remember: Remember | None = None) -> JsonDict:
     """The outcome of the submission `key`: `send()`'s, or the recorded one of an earlier or
     concurrent identical request. Raises what `send()` raises (the claim is released), or
     `SubmissionInProgress` after `patience` seconds of waiting for another request.
@@ -117,6 +120,8 @@ async def submit_once(key: str, send: Callable[[], Awaitable[JsonDict]], patienc
     `SubmissionQueued` (so does a repeat while it waits). `budget` bounds `send()` in
     seconds: past it, the attempt counts as a timeout (and is queued), so the action still
     has time to answer. `latest` makes this the conversation's latest submission.
+    `remember(outcome)` is written together with the outcome's record, once it is filed
+    (`Kind.remember`).
     """
     store = shared_state()
     give_up = time.monotonic() + patience
@@ -129,9 +134,9 @@ async def submit_once(key: str, send: Callable[[], Awaitable[JsonDict]], patienc
             found = None if reconcile is None or uncertain is None else await _reconciled(
                 key, reconcile, float(uncertain.get("since") or 0.0))
             if found is not None:
-                await mark_done(store, key, found)
+                await mark_done(store, key, found, _remembered(remember, found))
                 return found
-            return await _send(key, send, enqueue, budget)
+            return await _send(key, send, enqueue, budget, remember)
         record = await store.get(NAMESPACE, key)
         if record is not None and record.get("state") == DONE:
             logger.info("submission %s: answered from its record, not sent again", key[:12])
@@ -178,7 +183,8 @@ async def _bounded(send: Callable[[], Awaitable[JsonDict]], budget: float | None
 
 
 async def _send(key: str, send: Callable[[], Awaitable[JsonDict]],
-                enqueue: Enqueue | None = None, budget: float | None = None) -> JsonDict:
+                enqueue: Enqueue | None = None, budget: float | None = None,
+                remember: Remember | None = None) -> JsonDict:
     store = shared_state()
     started = time.time()
     try:
@@ -208,8 +214,12 @@ async def _send(key: str, send: Callable[[], Awaitable[JsonDict]],
             logger.warning("submission %s: claim not released (it expires in %.0f s)",
                            key[:12], SENDING_TTL)
         raise
-    await mark_done(store, key, outcome)
+    await mark_done(store, key, outcome, _remembered(remember, outcome))
     return outcome
+
+
+def _remembered(remember: Remember | None, outcome: JsonDict) -> Awaitable[None] | None:
+    return None if remember is None else remember(outcome)
 
 
 def _conversation_key(sender_id: str) -> str:

@@ -45,6 +45,7 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 Send = Callable[[JsonDict], Awaitable[JsonDict]]
 Reconcile = Callable[[JsonDict, float], Awaitable["JsonDict | None"]]
+Remember = Callable[[JsonDict, JsonDict], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,20 @@ class Kind:
     saved payload. `send` returns the outcome (ids and references, with at least `id`);
     `reconcile(payload, since)` finds a submission the vendor may already hold after an
     attempt whose outcome is unknown (None where the vendor offers no lookup); `intent` is
-    the one Rasa is asked to run in the conversation when it was filed or given up."""
+    the one Rasa is asked to run in the conversation when it was filed or given up.
+
+    `remember(payload, outcome)` keeps what the project itself needs about a filed
+    submission (e.g. which conversation owns a Cention errand). It is written together with
+    the submission's record (`records.mark_done`): both go to the store in the same round trip,
+    where writing them one after the other would cost the action a second one. It handles
+    its own failures: the submission is filed whatever happens to it."""
 
     operation: str
     vendor: str
     send: Send
     intent: str
     reconcile: Reconcile | None = None
+    remember: Remember | None = None
 
 
 _kinds: dict[str, Kind] = {}

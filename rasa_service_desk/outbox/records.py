@@ -9,6 +9,8 @@ is saved; `release` forgets the record so the submission can be sent anew.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from rasa_service_desk.state import StateStore
@@ -19,9 +21,16 @@ SENDING, QUEUED, DONE = "sending", "queued", "done"
 DONE_TTL = 24 * 3600.0
 
 
-async def mark_done(store: StateStore, key: str, outcome: dict[str, Any]) -> None:
-    """The submission `key` was filed with `outcome`."""
-    await store.put(RECORDS, key, {"state": DONE, "outcome": outcome}, ttl=DONE_TTL)
+async def mark_done(store: StateStore, key: str, outcome: dict[str, Any],
+                    also: Awaitable[None] | None = None) -> None:
+    """The submission `key` was filed with `outcome`. `also` (a kind's `remember`) runs
+    alongside, so that its write and the record's start in the same turn of the event loop
+    and reach the store together (one Redis pipeline, one SQLite commit)."""
+    record = store.put(RECORDS, key, {"state": DONE, "outcome": outcome}, ttl=DONE_TTL)
+    if also is None:
+        await record
+    else:
+        await asyncio.gather(record, also)
 
 
 async def mark_queued(store: StateStore, key: str, since: float, ttl: float) -> None:

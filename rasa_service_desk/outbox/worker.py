@@ -262,7 +262,8 @@ class DeliveryWorker:
                 unknown_since = unknown_since or started
             await self._attempt_failed(key, entry, exc, unknown_since)
             return
-        await mark_done(self.store, key, outcome)
+        await mark_done(self.store, key, outcome,
+                        None if kind.remember is None else kind.remember(payload, outcome))
         OUTBOX.labels(kind.vendor, "delivered").inc()
         logger.info("outbox %s: %s filed after %d attempt(s), %.0f s after it was queued",
                     key[:12], kind.operation, int(entry.get("attempts") or 0) + 1,

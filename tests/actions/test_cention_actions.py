@@ -343,11 +343,12 @@ def errands_about(sandbox: Sandbox, subject: str, timeout: float = 20.0) -> list
     {"status": 503}, {"status": 500}, {"status": 429}, {"malformed": True}, {"delay": 2.0},
 ], ids=["503", "500", "429", "malformed", "timeout"])
 def test_errand_outage_queues_the_hand_off_and_the_outbox_passes_it_on(
-    server: ActionServer, sandbox: Sandbox, fault: dict[str, Any],
+    server: ActionServer, sandbox: Sandbox, fault: dict[str, Any], registry_path: Path,
 ) -> None:
     """The default: Cention down or busy, the customer hears the errand will be passed on,
     the subject is cleared like after a hand-off (no "try again"), and the outbox creates
-    the errand, once (its message id), for this conversation, when Cention is back."""
+    the errand, once (its message id), for this conversation, when Cention is back, and
+    records the conversation as its owner, so that the agent's answer finds the chat."""
     sender = f"conv-{uuid.uuid4().hex[:8]}"
     subject = f"Parcel never arrived ({sender})"
     sandbox.inject("cention", {**fault, "path": "c3_new_errands"})
@@ -358,6 +359,12 @@ def test_errand_outage_queues_the_hand_off_and_the_outbox_passes_it_on(
     assert slot_events(reply) == {"cention_errand_subject": None}
     [errand] = errands_about(sandbox, subject)
     assert errand["extradata"]["conversation_id"] == sender
+    registry = ErrandRegistry(open_store(f"sqlite:///{registry_path}"))
+    deadline = time.monotonic() + 10
+    while (owner := asyncio.run(registry.owner(errand["id"]))) is None:
+        assert time.monotonic() < deadline, "the filed errand's owner was never recorded"
+        time.sleep(0.1)
+    assert (owner.sender_id, owner.channel) == (sender, "rest")
 
 
 # -- domain ----------------------------------------------------------------------------
