@@ -63,6 +63,9 @@ _ACCESS_LINK = re.compile(
 _QUERY_SECRET = re.compile(
     rf"(?i)([?&;](?:{_SECRET_NAMES}|{_QUERY_NAMES})=)[^&\s\"'#<>\\]+"
 )
+#: Every name `_SECRET_NAMES` matches contains one of these once case-folded (re's IGNORECASE
+#: also takes a long s for an s): a line with none of them skips the costly `_PAIR_SECRET`.
+_SECRET_NAME_PARTS = ("token", "secret", "pass", "key", "author", "salt")
 _PAIR_SECRET = re.compile(
     rf"(?i)\b({_SECRET_NAMES})(\\?['\"]?\s*[:=]\s*\\?['\"]?)([^&\s\"',}}\\]+)"
 )
@@ -221,13 +224,14 @@ def _sub(pattern: re.Pattern[str], replacement: str) -> Callable[[str], str]:
     return lambda text: pattern.sub(replacement, text)
 
 
-#: (cheap precondition on the lower-cased text, masking step), in order.
+#: (cheap precondition on the case-folded text, masking step), in order.
 _STEPS: tuple[tuple[Callable[[str], bool], Callable[[str], str]], ...] = (
     (lambda low: "bearer" in low or "basic" in low, _sub(_BEARER, rf"\1\2{MASK}")),
     (lambda low: "://" in low and "@" in low, _sub(_USERINFO, rf"\1{MASK}@")),
     (lambda low: "/access/" in low, _sub(_ACCESS_LINK, rf"\1\2{MASK}")),
     (lambda low: "=" in low, _sub(_QUERY_SECRET, rf"\1{MASK}")),
-    (lambda low: "=" in low or ":" in low, _sub(_PAIR_SECRET, rf"\1\2{MASK}")),
+    (lambda low: ("=" in low or ":" in low) and any(part in low for part in _SECRET_NAME_PARTS),
+     _sub(_PAIR_SECRET, rf"\1\2{MASK}")),
     (lambda low: "eyj" in low, _sub(_JWT, "***jwt***")),
     (lambda low: "@" in low or "%40" in low, _sub(_EMAIL, EMAIL_MASK)),
     (lambda low: True, mask_phones),
@@ -240,7 +244,7 @@ def redact(text: str) -> str:
     for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
-    low = text.lower()
+    low = text.casefold()
     for applies, step in _STEPS:
         if applies(low):
             text = step(text)

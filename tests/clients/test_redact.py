@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from rasa_service_desk.clients import redact as redaction
 from rasa_service_desk.clients.redact import install_redaction, redact, register_secrets
 
 
@@ -31,6 +34,27 @@ def test_patterns_are_masked(line: str, leak: str) -> None:
 ])
 def test_ordinary_identifiers_and_dates_survive(line: str) -> None:
     assert redact(line) == line
+
+
+#: Secret names as log lines may spell them, what separates them from a value, and filler.
+_NAMES = ["token", "authToken", "TOKEN", "Secret", "\u017fecret", "pass", "PassWord", "passwd",
+          "apiKey", "api_key", "APIKEY", "x-woos-KEY", "Authorization", "salt", "SALT", "auth",
+          "tok", "ke"]
+_SEPARATORS = [":", "=", ": ", " = ", '": "', "\\\": \\\"", "'='", " "]
+_FILLER = ["", " ", "loop", "response", "\u212a", "\u017f", "\u0131", "\u0130", "_", "-",
+           '"', "{", "abc123"]
+
+
+@given(st.sampled_from(_FILLER), st.sampled_from(_NAMES), st.sampled_from(_SEPARATORS),
+       st.sampled_from(_FILLER))
+def test_the_cheap_check_never_skips_a_secret_pair(before: str, name: str, separator: str,
+                                                    after: str) -> None:
+    """Whatever value the pair pattern would mask is masked: the cheap check in front of
+    the pattern never skips it."""
+    line = before + name + separator + "Zq9vXw" + after
+    match = redaction._PAIR_SECRET.search(line)
+    if match and "Zq9vXw" in match.group(3):
+        assert "Zq9vXw" not in redact(line)
 
 
 def test_every_logger_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
