@@ -276,8 +276,8 @@ CONTACT_CARD_SECONDS = 5.0
 
 
 async def hand_off(payload: dict[str, Any]) -> dict[str, str]:
-    """Create the errand saved in `payload` (at once, or later from the outbox) and save
-    the contact card. Which conversation owns the errand is recorded by `record_owner`."""
+    """Create the errand saved in `payload` (at once, or later from the outbox). What
+    follows once it exists, its owner and the contact card, is `errand_filed`'s."""
     errand_id = await cention().create_errand(NewErrand(
         message_id=payload["message_id"], name=payload["name"], email=payload["email"],
         subject=payload["subject"], body=payload["body"], extradata=payload["extradata"],
@@ -286,28 +286,40 @@ async def hand_off(payload: dict[str, Any]) -> dict[str, str]:
     sender_id = str(payload["sender_id"])
     logger.info("cention errand %s created (conv=%s)", errand_id, conversation_hash(sender_id),
                 extra=conversation_fields(sender_id))
-    card = payload.get("contact_card")
-    if isinstance(card, dict):
-        budget = time_left()
-        await best_effort(cention().save_contact_card(ContactCard(
-            name=card["name"], emails=tuple(card["emails"]), phones=tuple(card["phones"]))),
-            CONTACT_CARD_SECONDS if budget is None else budget,
-            f"cention errand {errand_id}: contact card")
     return {"id": errand_id}
 
 
-async def record_owner(payload: dict[str, Any], errand: dict[str, Any]) -> None:
-    """Record which conversation owns the errand just filed, where the callback connector
-    looks when an agent answers. Written with the submission's record (`Kind.remember`),
-    so the action's reply waits for one store round trip rather than two."""
+async def errand_filed(payload: dict[str, Any], errand: dict[str, Any]) -> None:
+    """Record which conversation owns the errand just filed (where the callback connector
+    looks when an agent answers) and save the customer's contact card, if asked to.
+
+    Runs alongside the write of the submission's outcome (`Kind.remember`): the owner's
+    write starts in the same turn, so both reach the store in one round trip, and the
+    card's vendor call is outside the submission's budget, so a slow card can neither hold
+    up the owner's record nor make a filed errand count as failed."""
+    errand_id = str(errand["id"])
+    card = payload.get("contact_card")
+    saving = asyncio.ensure_future(save_contact_card(errand_id, card)) if isinstance(
+        card, dict) else None
     try:
-        await errand_registry().record(str(errand["id"]), str(payload["sender_id"]),
+        await errand_registry().record(errand_id, str(payload["sender_id"]),
                                        payload.get("channel"))
     except Exception:
         # The errand exists and its answer still reaches the customer by email; only the
         # copy into this chat is lost, so tell the customer the reference anyway.
-        logger.error("cention errand %s: could not record its conversation", errand.get("id"),
+        logger.error("cention errand %s: could not record its conversation", errand_id,
                      exc_info=True)
+    if saving is not None:
+        await saving
+
+
+async def save_contact_card(errand_id: str, card: dict[str, Any]) -> None:
+    """Best effort: a failure is logged and never fails the errand."""
+    budget = time_left()
+    await best_effort(cention().save_contact_card(ContactCard(
+        name=card["name"], emails=tuple(card["emails"]), phones=tuple(card["phones"]))),
+        CONTACT_CARD_SECONDS if budget is None else budget,
+        f"cention errand {errand_id}: contact card")
 
 
 def confirm_errand(errand: dict[str, Any], dispatcher: CollectingDispatcher,
@@ -323,7 +335,7 @@ def confirm_errand(errand: dict[str, Any], dispatcher: CollectingDispatcher,
 
 ERRAND = declare(Submission(
     Kind("cention.create_errand", "cention", hand_off, intent="cention_submission_update",
-         remember=record_owner),
+         remember=errand_filed),
     confirm_slot=ERRAND_ID_SLOT, queued_response="utter_cention_errand_queued",
     failed_response="utter_cention_errand_not_filed", confirm=confirm_errand))
 

@@ -214,7 +214,9 @@ async def _send(key: str, send: Callable[[], Awaitable[JsonDict]],
             logger.warning("submission %s: claim not released (it expires in %.0f s)",
                            key[:12], SENDING_TTL)
         raise
-    await mark_done(store, key, outcome, _remembered(remember, outcome))
+    # Shielded: filed, so recorded even if the action's deadline cancels it meanwhile (a
+    # repeat then answers from the record instead of filing again).
+    await asyncio.shield(mark_done(store, key, outcome, _remembered(remember, outcome)))
     return outcome
 
 

@@ -63,8 +63,10 @@ _ACCESS_LINK = re.compile(
 _QUERY_SECRET = re.compile(
     rf"(?i)([?&;](?:{_SECRET_NAMES}|{_QUERY_NAMES})=)[^&\s\"'#<>\\]+"
 )
-#: Every name `_SECRET_NAMES` matches contains one of these once case-folded (re's IGNORECASE
-#: also takes a long s for an s): a line with none of them skips the costly `_PAIR_SECRET`.
+#: Every name `_SECRET_NAMES` matches contains one of these once case-folded, so a line with
+#: none of them skips the costly `_PAIR_SECRET`. re's IGNORECASE also takes a long s for an
+#: s and the Kelvin sign for a k, which case-fold to them; the dotted and dotless i, which do
+#: not, could only stand in "authorization", and "author" has no i.
 _SECRET_NAME_PARTS = ("token", "secret", "pass", "key", "author", "salt")
 _PAIR_SECRET = re.compile(
     rf"(?i)\b({_SECRET_NAMES})(\\?['\"]?\s*[:=]\s*\\?['\"]?)([^&\s\"',}}\\]+)"

@@ -10,10 +10,13 @@ is saved; `release` forgets the record so the submission can be sent anew.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import Any
 
 from rasa_service_desk.state import StateStore
+
+logger = logging.getLogger(__name__)
 
 RECORDS = "submissions"
 SENDING, QUEUED, DONE = "sending", "queued", "done"
@@ -29,8 +32,13 @@ async def mark_done(store: StateStore, key: str, outcome: dict[str, Any],
     record = store.put(RECORDS, key, {"state": DONE, "outcome": outcome}, ttl=DONE_TTL)
     if also is None:
         await record
-    else:
-        await asyncio.gather(record, also)
+        return
+    written, kept = await asyncio.gather(record, also, return_exceptions=True)
+    if isinstance(kept, Exception):  # `also` should handle its own: never fail a filed one
+        logger.error("submission %s: what is kept with its outcome was not (%s)", key[:12],
+                     type(kept).__name__)
+    if isinstance(written, BaseException):
+        raise written
 
 
 async def mark_queued(store: StateStore, key: str, since: float, ttl: float) -> None:

@@ -8,6 +8,7 @@ conversation only ever learns about (or closes) the errands it created itself.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -17,8 +18,10 @@ from typing import Any
 import pytest
 import requests
 
+from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
 from rasa_service_desk.clients.cention.settings import CentionSettings
 from rasa_service_desk.clients.compat import field_names
+from rasa_service_desk.state import open_store
 from tests.support.rasa_payloads import (
     bot_event,
     load_domain,
@@ -451,6 +454,24 @@ def test_contact_card_failure_never_fails_the_errand(
     assert sandbox_errand(sandbox, errand_id)["closed"] is False
     assert sandbox.calls("cention").get(CARD_ROUTE, 0) == before + 1
     assert "contact card" in configured.process.output()
+
+
+@needs_operator_settings
+def test_a_slow_contact_card_neither_queues_the_errand_nor_loses_its_owner(
+    sandbox: Sandbox, state_url: str,
+) -> None:
+    """The card is saved after the errand exists, within what is left of the action's
+    deadline but outside the share kept for filing: a card slower than that share still
+    gives the customer the errand's number, and the agent's answer still finds the chat."""
+    env = server_env(sandbox, state_url, CENTION_CONTACT_CARD="true",
+                     CENTION_TIMEOUT_SECONDS="10", ACTION_DEADLINE_SECONDS="8")
+    with running_action_server(env) as slow_card:
+        sandbox.inject("cention", {"delay": 9.0, "path": "c3_contact_cards"})
+        sender = new_sender()
+        errand_id = create_errand(slow_card, sender)
+    owner = asyncio.run(ErrandRegistry(open_store(state_url)).owner(errand_id))
+    assert owner is not None and owner.sender_id == sender
+    assert sandbox_errand(sandbox, errand_id)["closed"] is False
 
 
 @needs_operator_settings

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from rasa_service_desk.clients import redact as redaction
 from rasa_service_desk.clients.redact import install_redaction, redact, register_secrets
@@ -37,24 +36,23 @@ def test_ordinary_identifiers_and_dates_survive(line: str) -> None:
 
 
 #: Secret names as log lines may spell them, what separates them from a value, and filler.
-_NAMES = ["token", "authToken", "TOKEN", "Secret", "\u017fecret", "pass", "PassWord", "passwd",
-          "apiKey", "api_key", "APIKEY", "x-woos-KEY", "Authorization", "salt", "SALT", "auth",
-          "tok", "ke"]
+_NAMES = ["token", "api\u212aey", "authToken", "TOKEN", "Secret", "\u017fecret", "pass",
+          "PassWord", "passwd", "apiKey", "api_key", "APIKEY", "x-woos-KEY", "Authorization",
+          "salt", "SALT", "auth", "tok", "ke"]
 _SEPARATORS = [":", "=", ": ", " = ", '": "', "\\\": \\\"", "'='", " "]
 _FILLER = ["", " ", "loop", "response", "\u212a", "\u017f", "\u0131", "\u0130", "_", "-",
            '"', "{", "abc123"]
 
 
-@given(st.sampled_from(_FILLER), st.sampled_from(_NAMES), st.sampled_from(_SEPARATORS),
-       st.sampled_from(_FILLER))
-def test_the_cheap_check_never_skips_a_secret_pair(before: str, name: str, separator: str,
-                                                    after: str) -> None:
+def test_the_cheap_check_never_skips_a_secret_pair() -> None:
     """Whatever value the pair pattern would mask is masked: the cheap check in front of
-    the pattern never skips it."""
-    line = before + name + separator + "Zq9vXw" + after
-    match = redaction._PAIR_SECRET.search(line)
-    if match and "Zq9vXw" in match.group(3):
-        assert "Zq9vXw" not in redact(line)
+    the pattern never skips it (every combination, about 0.3 s)."""
+    for before, name, separator, after in itertools.product(_FILLER, _NAMES, _SEPARATORS,
+                                                            _FILLER):
+        line = before + name + separator + "Zq9vXw" + after
+        match = redaction._PAIR_SECRET.search(line)
+        if match and "Zq9vXw" in match.group(3):
+            assert "Zq9vXw" not in redact(line), line
 
 
 def test_every_logger_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
