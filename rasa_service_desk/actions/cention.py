@@ -294,31 +294,38 @@ async def errand_filed(payload: dict[str, Any], errand: dict[str, Any]) -> None:
     looks when an agent answers) and save the customer's contact card, if asked to.
 
     Runs alongside the write of the submission's outcome (`Kind.remember`): the owner's
-    write starts in the same turn, so both reach the store in one round trip, and the
-    card's vendor call is outside the submission's budget, so a slow card can neither hold
-    up the owner's record nor make a filed errand count as failed."""
+    write is issued before the first await, so it starts in the same turn as the outcome's
+    and both reach the store in one round trip; the card's vendor call is outside the
+    submission's budget, so a slow card can neither hold up the owner's record nor make a
+    filed errand count as failed. The reply waits for the card (at most
+    `CONTACT_CARD_SECONDS`)."""
     errand_id = str(errand["id"])
     card = payload.get("contact_card")
     saving = asyncio.ensure_future(save_contact_card(errand_id, card)) if isinstance(
         card, dict) else None
     try:
-        await errand_registry().record(errand_id, str(payload["sender_id"]),
-                                       payload.get("channel"))
-    except Exception:
-        # The errand exists and its answer still reaches the customer by email; only the
-        # copy into this chat is lost, so tell the customer the reference anyway.
-        logger.error("cention errand %s: could not record its conversation", errand_id,
-                     exc_info=True)
-    if saving is not None:
-        await saving
+        try:
+            await errand_registry().record(errand_id, str(payload["sender_id"]),
+                                           payload.get("channel"))
+        except Exception:
+            # The errand exists and its answer still reaches the customer by email; only
+            # the copy into this chat is lost, so tell the customer the reference anyway.
+            logger.error("cention errand %s: could not record its conversation", errand_id,
+                         exc_info=True)
+        if saving is not None:
+            await saving
+    finally:
+        if saving is not None and not saving.done():  # cancelled: the card goes with it
+            saving.cancel()
 
 
 async def save_contact_card(errand_id: str, card: dict[str, Any]) -> None:
-    """Best effort: a failure is logged and never fails the errand."""
+    """Best effort, for at most `CONTACT_CARD_SECONDS` and never past the action's
+    deadline: a failure is logged and never fails the errand."""
     budget = time_left()
     await best_effort(cention().save_contact_card(ContactCard(
         name=card["name"], emails=tuple(card["emails"]), phones=tuple(card["phones"]))),
-        CONTACT_CARD_SECONDS if budget is None else budget,
+        CONTACT_CARD_SECONDS if budget is None else min(budget, CONTACT_CARD_SECONDS),
         f"cention errand {errand_id}: contact card")
 
 

@@ -134,7 +134,7 @@ async def submit_once(key: str, send: Callable[[], Awaitable[JsonDict]], patienc
             found = None if reconcile is None or uncertain is None else await _reconciled(
                 key, reconcile, float(uncertain.get("since") or 0.0))
             if found is not None:
-                await mark_done(store, key, found, _remembered(remember, found))
+                await asyncio.shield(_record_filed(key, found, remember))
                 return found
             return await _send(key, send, enqueue, budget, remember)
         record = await store.get(NAMESPACE, key)
@@ -216,12 +216,21 @@ async def _send(key: str, send: Callable[[], Awaitable[JsonDict]],
         raise
     # Shielded: filed, so recorded even if the action's deadline cancels it meanwhile (a
     # repeat then answers from the record instead of filing again).
-    await asyncio.shield(mark_done(store, key, outcome, _remembered(remember, outcome)))
+    await asyncio.shield(_record_filed(key, outcome, remember))
     return outcome
 
 
-def _remembered(remember: Remember | None, outcome: JsonDict) -> Awaitable[None] | None:
-    return None if remember is None else remember(outcome)
+async def _record_filed(key: str, outcome: JsonDict, remember: Remember | None) -> None:
+    """Record the outcome of a filed submission (with what `remember` keeps). A failure is
+    logged here, since the caller may be gone (cancelled by the action's deadline)."""
+    try:
+        await mark_done(shared_state(), key, outcome,
+                        None if remember is None else remember(outcome))
+    except Exception as exc:
+        logger.error("submission %s: filed, but its record was not written (%s); a repeat "
+                     "within %.0f s waits, a later one files it again", key[:12],
+                     type(exc).__name__, SENDING_TTL)
+        raise
 
 
 def _conversation_key(sender_id: str) -> str:

@@ -57,10 +57,12 @@ class Kind:
     the one Rasa is asked to run in the conversation when it was filed or given up.
 
     `remember(payload, outcome)` keeps what the project itself needs about a filed
-    submission (e.g. which conversation owns a Cention errand). It is written together with
-    the submission's record (`records.mark_done`): both go to the store in the same round trip,
-    where writing them one after the other would cost the action a second one. It handles
-    its own failures: the submission is filed whatever happens to it."""
+    submission (e.g. which conversation owns a Cention errand) and may do what follows the
+    filing (Cention's contact card). It runs beside the write of the submission's record
+    (`records.mark_done`): a store write it issues before its first await goes in the same
+    round trip, where writing one after the other would cost the action a second one. The
+    action's reply (and the worker's notice) waits for it. It handles its own failures:
+    the submission is filed whatever happens to it (a failure that escapes is logged)."""
 
     operation: str
     vendor: str

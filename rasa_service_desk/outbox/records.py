@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from rasa_service_desk.state import StateStore
+from rasa_service_desk.state import StateStore, StateUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,11 @@ async def mark_done(store: StateStore, key: str, outcome: dict[str, Any],
         await record
         return
     written, kept = await asyncio.gather(record, also, return_exceptions=True)
-    if isinstance(kept, Exception):  # `also` should handle its own: never fail a filed one
-        logger.error("submission %s: what is kept with its outcome was not (%s)", key[:12],
-                     type(kept).__name__)
+    if isinstance(kept, BaseException):  # `also` should handle its own: never fail a filed one
+        logger.error("submission %s: what is kept with its outcome was not", key[:12],
+                     exc_info=kept)
+    if isinstance(written, asyncio.CancelledError):  # only the write was: a store failure
+        raise StateUnavailable("the write of the submission's record was cancelled")
     if isinstance(written, BaseException):
         raise written
 

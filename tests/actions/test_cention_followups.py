@@ -460,15 +460,18 @@ def test_contact_card_failure_never_fails_the_errand(
 def test_a_slow_contact_card_neither_queues_the_errand_nor_loses_its_owner(
     sandbox: Sandbox, state_url: str,
 ) -> None:
-    """The card is saved after the errand exists, within what is left of the action's
-    deadline but outside the share kept for filing: a card slower than that share still
-    gives the customer the errand's number, and the agent's answer still finds the chat."""
+    """The card is saved after the errand exists, for at most 5 s and outside the share of
+    the deadline kept for filing: a card that never answers still gives the customer the
+    errand's number, and the agent's answer still finds the chat."""
     env = server_env(sandbox, state_url, CENTION_CONTACT_CARD="true",
                      CENTION_TIMEOUT_SECONDS="10", ACTION_DEADLINE_SECONDS="8")
     with running_action_server(env) as slow_card:
         sandbox.inject("cention", {"delay": 9.0, "path": "c3_contact_cards"})
+        before = sandbox.calls("cention").get(CARD_ROUTE, 0)
         sender = new_sender()
         errand_id = create_errand(slow_card, sender)
+        assert sandbox.calls("cention").get(CARD_ROUTE, 0) == before + 1
+        assert "contact card: no result within 5.0 s" in slow_card.process.output()
     owner = asyncio.run(ErrandRegistry(open_store(state_url)).owner(errand_id))
     assert owner is not None and owner.sender_id == sender
     assert sandbox_errand(sandbox, errand_id)["closed"] is False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from rasa_service_desk.outbox.records import DONE, RECORDS, mark_done
 from rasa_service_desk.state import StateStore, open_store
 from tests.support.redis import RedisServer
@@ -34,7 +36,7 @@ async def test_the_outcome_and_what_is_kept_with_it_share_one_round_trip(
 
 
 async def test_a_failure_of_what_is_kept_never_fails_the_filed_submission(
-    redis_server: RedisServer,
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = open_store(redis_server.url)
 
@@ -44,5 +46,7 @@ async def test_a_failure_of_what_is_kept_never_fails_the_filed_submission(
     try:
         await mark_done(store, "submission-2", {"id": "E-2"}, broken())
         assert (await store.get(RECORDS, "submission-2") or {}).get("state") == DONE
+        assert "what is kept with its outcome was not" in caplog.text
+        assert "owner store down" in caplog.text  # the traceback, for whoever fixes it
     finally:
         await store.close()
