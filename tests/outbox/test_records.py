@@ -50,3 +50,25 @@ async def test_a_failure_of_what_is_kept_never_fails_the_filed_submission(
         assert "owner store down" in caplog.text  # the traceback, for whoever fixes it
     finally:
         await store.close()
+
+
+async def test_a_cention_errands_owner_goes_with_its_outcome(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cention's `remember` issues the owner's write before its first await, so it joins
+    the outcome's round trip."""
+    from rasa_service_desk.actions import cention
+    from rasa_service_desk.clients.cention.errand_registry import ErrandRegistry
+
+    store = open_store(redis_server.url)
+    monkeypatch.setattr(cention, "errand_registry", lambda: ErrandRegistry(store))
+    try:
+        await store.put("warm", "up", {"connection": "open"})
+        before = await reads(store)
+        await mark_done(store, "submission-3", {"id": "E-3"}, cention.errand_filed(
+            {"sender_id": "conv-3", "channel": "rest"}, {"id": "E-3"}))
+        assert await reads(store) - before == 2  # the two writes, then this INFO itself
+        owner = await ErrandRegistry(store).owner("E-3")
+        assert owner is not None and owner.sender_id == "conv-3"
+    finally:
+        await store.close()
