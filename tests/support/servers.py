@@ -7,13 +7,14 @@ Rasa 3.6 environment.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,11 @@ class Process:
         return self.popen.poll() is None
 
     def stop(self) -> None:
+        """SIGTERM, then after 10 s SIGKILL; then whatever the process left behind (its
+        own session: Sanic's workers and multiprocessing helpers) is killed too, so no
+        test leaves processes running. A multi-worker action server stopped while a
+        worker is still booting can hang in Sanic's manager; that must not outlive the
+        test."""
         if self.alive():
             self.popen.terminate()
             try:
@@ -64,6 +70,8 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(5)
+        with suppress(ProcessLookupError, PermissionError):  # nothing left
+            os.killpg(self.popen.pid, signal.SIGKILL)
 
 
 def start_process(args: list[str], env: Mapping[str, str] | None = None,
@@ -71,7 +79,7 @@ def start_process(args: list[str], env: Mapping[str, str] | None = None,
     log = tempfile.NamedTemporaryFile(prefix="proc-", suffix=".log", delete=False)  # noqa: SIM115
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                             cwd=str(cwd or ROOT))
+                             cwd=str(cwd or ROOT), start_new_session=True)
     return Process(popen, Path(log.name))
 
 
