@@ -19,6 +19,8 @@ NAIVE = "naive"
 NOOP_ACTION = "action_bench_noop"
 #: Says which `file_once` the worker runs (`bench.actions`; `bench.idempotency` checks it).
 FILE_ONCE_PROBE = "action_bench_file_once"
+#: One bare GET to the Cention simulator: the reference for the CPU of one vendor call.
+MINIMAL_CALL_ACTION = "action_bench_minimal_call"
 
 #: Returning customers: the warm-up registers them with the vendors that keep users.
 CUSTOMERS = 32
@@ -57,6 +59,9 @@ class Scenario:
     reset_simulator: bool = False
     #: For the baseline: the product scenario it is compared with.
     twin: str | None = None
+    #: A measuring stick served by the product's server, not a product action: it has no
+    #: targets and stays out of the memory run; the CPU table shows it beside the actions.
+    reference: bool = False
 
     @property
     def k(self) -> int:
@@ -120,6 +125,11 @@ def cention_payload(context: dict[str, Any]) -> dict[str, Any]:
                            intent="nlu_fallback")
 
 
+def minimal_call_payload(context: dict[str, Any]) -> dict[str, Any]:
+    """Cention's payload (same size, same phrase), asking for the reference call instead."""
+    return {**cention_payload(context), "next_action": MINIMAL_CALL_ACTION}
+
+
 def imbee_payload(context: dict[str, Any]) -> dict[str, Any]:
     return webhook_payload("action_imbee_open_chat", slots(**customer_slots()), TURNS,
                            "I'd like to chat with an agent")
@@ -152,6 +162,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "utter_imbee_chat_opened", imbee_payload, reset_simulator=True),
     Scenario("loop", "Loop survey submission", "action_loop_submit_survey", PRODUCT, "loop",
              (("POST /responses",),), "utter_loop_survey_thanks", loop_payload),
+    Scenario("minimal_call", "Minimal aiohttp call (reference)", MINIMAL_CALL_ACTION, PRODUCT,
+             "cention", (("GET /c3_library_questions",),), None, minimal_call_payload,
+             reference=True),
     Scenario("naive_benti", "Naive Benti (baseline)", "action_benti_create_ticket", NAIVE,
              "benti", NAIVE_BENTI_STAGES, "utter_benti_ticket_created", benti_payload,
              twin="benti"),

@@ -110,7 +110,8 @@ def evaluate(results: Results) -> list[Target]:
     for name in config.scenarios:
         scenario = SCENARIOS[name]
         level = results.level(name, c)
-        if scenario.server != PRODUCT or not scenario.vendor or level is None:
+        if (scenario.server != PRODUCT or not scenario.vendor or scenario.reference
+                or level is None):
             continue
         limit = bound(scenario, c, latency)
         if limit is not None:

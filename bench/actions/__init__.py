@@ -6,17 +6,31 @@ and adds `action_bench_noop`: an action that does nothing, whose throughput is t
 of the SDK server itself on this machine, and `action_bench_file_once`, which says which
 `IntegrationAction.file_once` the worker that runs it has: the product's, or the one of the
 benchmark's "off" server (`bench.no_idempotency`).
+
+`action_bench_minimal_call` is the reference for the CPU of one vendor call: the library
+search Cention's action makes, as a bare aiohttp GET with a session of its own and a fixed
+token, its JSON decoded and nothing else (no HTTP layer, retries, metrics, models or
+logging). Run in the same server, at the same load, it shows what a vendor call costs this
+process at the least, so the product's figure can be read against it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import Any
 
+import aiohttp
+import orjson
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions import benti, cention, imbee, loop  # noqa: F401
 from rasa_service_desk.actions.base import IntegrationAction
+from rasa_service_desk.clients.cention.settings import (
+    SANDBOX_LIBRARY_TOKEN,
+    SANDBOX_WORKSPACE_PATH,
+)
 
 
 class ActionBenchNoop(Action):
@@ -39,4 +53,37 @@ class ActionBenchFileOnce(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[dict[str, Any]]:
         dispatcher.utter_message(text=IntegrationAction.file_once.__qualname__)
+        return []
+
+
+_sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+
+
+def _session() -> aiohttp.ClientSession:
+    """One session per worker's event loop, opened on first use and kept."""
+    running = asyncio.get_running_loop()
+    session = _sessions.get(running)
+    if session is None:
+        session = _sessions[running] = aiohttp.ClientSession()
+    return session
+
+
+class ActionBenchMinimalCall(Action):
+    """One bare GET of the Cention simulator's library search (see the module's docstring)."""
+
+    url = (f"{os.environ.get('SANDBOX_URL', '').rstrip('/')}{SANDBOX_WORKSPACE_PATH}"
+           "/capi/json/c3_library_questions")
+    headers = {"Authorization": f"Bearer {SANDBOX_LIBRARY_TOKEN}",
+               "Accept": "application/vnd.api+json"}
+
+    def name(self) -> str:
+        return "action_bench_minimal_call"  # bench.scenarios.MINIMAL_CALL_ACTION
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[dict[str, Any]]:
+        params = {"q_filter[phrase]": tracker.latest_message.get("text") or "order",
+                  "q_filter[option]": "all"}
+        async with _session().get(self.url, params=params, headers=self.headers) as resp:
+            resp.raise_for_status()
+            orjson.loads(await resp.read())
         return []

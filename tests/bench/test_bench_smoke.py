@@ -21,7 +21,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     config = Config(
         latency_ms=5, concurrency=[4], requests=20, duration=120, warmup=8,
         naive_requests=20, memory_requests=40, memory_chunk=20, target_concurrency=4,
-        scenarios=["noop", "benti", "naive_benti"],
+        scenarios=["noop", "benti", "minimal_call", "naive_benti"],
         results_dir=tmp_path_factory.mktemp("bench-results"),
         p50_concurrency=4, workers=1, cpu_baseline_requests=20, scaling_workers=[1, 2],
         scaling_concurrency=[4], idempotency_rounds=0,
@@ -33,7 +33,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
 def test_every_level_ran_without_errors(smoke: tuple[dict, Path]) -> None:
     data, _ = smoke
     levels = {level["scenario"]: level for level in data["levels"]}
-    assert set(levels) == {"noop", "benti", "naive_benti"}
+    assert set(levels) == {"noop", "benti", "minimal_call", "naive_benti"}
     assert levels["noop"]["requests"] == 20
     assert levels["benti"]["requests"] == 20
     for level in data["levels"]:
@@ -45,6 +45,9 @@ def test_upstream_calls_match_each_flow(smoke: tuple[dict, Path]) -> None:
     data, _ = smoke
     levels = {level["scenario"]: level for level in data["levels"]}
     assert levels["noop"]["calls"] == 0
+    # The reference: one library search, nothing else (no token fetched, no retry).
+    assert levels["minimal_call"]["routes"] == {
+        "GET /cention/s/{workspace}/capi/json/c3_library_questions": pytest.approx(1)}
     # Product: user lookup and transcript upload, then the ticket; the token is reused.
     assert levels["benti"]["calls"] == pytest.approx(SCENARIOS["benti"].calls) == 3
     assert data["k"]["benti"]["k"] == SCENARIOS["benti"].k == 2
@@ -86,3 +89,15 @@ def test_cpu_per_vendor_call_and_scaling_are_reported(smoke: tuple[dict, Path]) 
                for lv in data["scaling"]]
     assert scaling == [(1, 4, 20, 0), (2, 4, 20, 0)]
     assert "| 2 | 4 | 20 |" in report and "efficiency" in report
+
+
+def test_the_minimal_call_is_a_reference_not_a_product_action(
+        smoke: tuple[dict, Path]) -> None:
+    data, folder = smoke
+    table = (folder / "report.md").read_text().split("Server CPU per vendor call")[1]
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| action")}
+    reference = rows["Minimal aiohttp call (reference)"]
+    assert reference.rstrip(" |").endswith("1.00")  # its own per-call CPU, as the unit
+    assert rows["Benti ticket"].split("|")[6].strip() not in ("", "-")
+    assert not [t for t in data["targets"] if t["scenario"] == "minimal_call"]
