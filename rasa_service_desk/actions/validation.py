@@ -11,7 +11,6 @@ and tabs; single-line text (`multiline=False`, and every name) turns them into s
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import unicodedata
@@ -60,42 +59,22 @@ def strip_controls(text: str, multiline: bool = True) -> str:
     return "".join(kept)
 
 
-#: How many recent answers `clean_email` and `clean_phone` remember (per process).
-CHECKED_CONTACTS = 1024
-
-
 def clean_email(value: Any) -> str | None:
     """A syntactically valid address, normalised (no DNS lookup: the bot must stay fast)."""
     if not isinstance(value, str):
         return None
-    return _normalised_email(value.strip())
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
 
 
 def clean_phone(value: Any, default_region: str | None = None) -> str | None:
     """A possible phone number in E.164 form (`+46701234567`), or None."""
     if not isinstance(value, str) or not value.strip():
         return None
-    return _normalised_phone(value.strip(), default_region)
-
-
-# The same address or number is checked by the form's validator and again by each action
-# that sends it (twice on some paths); a check cost 14-18 microseconds of the action
-# server's CPU. Both are pure functions of their text, so the recent answers are remembered,
-# in this process's memory only and a bounded number of them.
-
-
-@functools.lru_cache(maxsize=CHECKED_CONTACTS)
-def _normalised_email(text: str) -> str | None:
     try:
-        return validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError:
-        return None
-
-
-@functools.lru_cache(maxsize=CHECKED_CONTACTS)
-def _normalised_phone(text: str, default_region: str | None) -> str | None:
-    try:
-        number = phonenumbers.parse(text, default_region)
+        number = phonenumbers.parse(value.strip(), default_region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(number):
