@@ -58,7 +58,8 @@ def parse(argv: list[str] | None = None) -> Config:
                         default=defaults.scaling_concurrency,
                         help="levels of the scaling run (default 64 256)")
     parser.add_argument("--scaling-scenario", choices=[n for n, s in SCENARIOS.items()
-                                                       if s.server == "product"],
+                                                       if s.server == "product"
+                                                       and not s.reference],
                         default=defaults.scaling_scenario,
                         help="the action of the scaling run (default benti)")
     parser.add_argument("--scenarios", nargs="*", choices=list(SCENARIOS),

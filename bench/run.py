@@ -145,6 +145,8 @@ class Memory:
     before: float
     samples: list[tuple[int, float]] = field(default_factory=list)
     errors: int = 0
+    #: The scenarios the run mixed.
+    scenarios: list[str] = field(default_factory=list)
 
     @property
     def after(self) -> float:
@@ -397,7 +399,8 @@ class Runner:
         tree = self.trees[PRODUCT]
         templates = [(s, s.template(self.context)) for s in vendors]
         url = self.servers[PRODUCT].url + "/webhook"
-        memory = Memory(config.memory_requests, rss_at_start, tree.rss_bytes() / MIB)
+        memory = Memory(config.memory_requests, rss_at_start, tree.rss_bytes() / MIB,
+                        scenarios=[s.name for s in vendors])
         self.say(f"\nMemory run: {config.memory_requests} requests over "
                  f"{', '.join(s.name for s in vendors)}, RSS {memory.before:.1f} MiB")
 

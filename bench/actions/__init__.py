@@ -17,7 +17,6 @@ process at the least, so the product's figure can be read against it.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import aiohttp
@@ -27,10 +26,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions import benti, cention, imbee, loop  # noqa: F401
 from rasa_service_desk.actions.base import IntegrationAction
-from rasa_service_desk.clients.cention.settings import (
-    SANDBOX_LIBRARY_TOKEN,
-    SANDBOX_WORKSPACE_PATH,
-)
+from rasa_service_desk.actions.runtime import integration
+from rasa_service_desk.clients.cention.client import normalise_query, search_queries
+from rasa_service_desk.clients.cention.settings import CentionSettings
+from rasa_service_desk.clients.pool import pool_limits
 
 
 class ActionBenchNoop(Action):
@@ -63,27 +62,32 @@ def _session() -> aiohttp.ClientSession:
     """One session per worker's event loop, opened on first use and kept."""
     running = asyncio.get_running_loop()
     session = _sessions.get(running)
-    if session is None:
-        session = _sessions[running] = aiohttp.ClientSession()
+    if session is None:  # the product's pool sizes, so both queue for connections alike
+        limits = pool_limits()
+        session = _sessions[running] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+            limit=limits.total, limit_per_host=limits.per_host))
     return session
 
 
 class ActionBenchMinimalCall(Action):
-    """One bare GET of the Cention simulator's library search (see the module's docstring)."""
-
-    url = (f"{os.environ.get('SANDBOX_URL', '').rstrip('/')}{SANDBOX_WORKSPACE_PATH}"
-           "/capi/json/c3_library_questions")
-    headers = {"Authorization": f"Bearer {SANDBOX_LIBRARY_TOKEN}",
-               "Accept": "application/vnd.api+json"}
+    """One bare GET of the Cention simulator's library search (see the module's docstring),
+    to the URL and with the token Cention's action uses."""
 
     def name(self) -> str:
         return "action_bench_minimal_call"  # bench.scenarios.MINIMAL_CALL_ACTION
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[dict[str, Any]]:
-        params = {"q_filter[phrase]": tracker.latest_message.get("text") or "order",
-                  "q_filter[option]": "all"}
-        async with _session().get(self.url, params=params, headers=self.headers) as resp:
+        settings: CentionSettings = integration("cention").settings
+        # The phrase Cention's action sends first for this message.
+        query = normalise_query(tracker.latest_message.get("text") or "order")
+        phrase = search_queries(query, settings.search_strategy,
+                                settings.search_fallback_queries)[0]
+        async with _session().get(
+                f"{settings.base_url}/capi/json/c3_library_questions",
+                params={"q_filter[phrase]": phrase, "q_filter[option]": "all"},
+                headers={"Authorization": f"Bearer {settings.library_jwt}",
+                         "Accept": "application/vnd.api+json"}) as resp:
             resp.raise_for_status()
             orjson.loads(await resp.read())
         return []

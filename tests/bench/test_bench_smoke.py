@@ -96,5 +96,5 @@ def test_the_minimal_call_is_a_reference_not_a_product_action(
     data, folder = smoke
     table = (folder / "report.md").read_text().split("Server CPU per vendor call")[1]
     assert "| Minimal aiohttp call (reference) |" in table
-    assert "x the minimal call |" in table
     assert not [t for t in data["targets"] if t["scenario"] == "minimal_call"]
+    assert data["memory"]["scenarios"] == ["benti"]
