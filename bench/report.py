@@ -181,9 +181,9 @@ def markdown(results: Results) -> str:
         lines += ["", "Server CPU per vendor call (the action's CPU per request minus the "
                       "no-op's on the same payload, divided by its vendor calls). The minimal "
                       "call, where measured, is one bare aiohttp GET of the same simulator "
-                      "from the same server (a session of its own, a fixed token, the JSON "
-                      "decoded, nothing else): what a vendor call costs this process at the "
-                      "least on this machine.", "", *cpu]
+                      "from the same server (a session of its own, the integration's token, "
+                      "the JSON decoded, nothing else): what a vendor call costs this process "
+                      "at the least on this machine.", "", *cpu]
     scaling = scaling_table(results)
     if scaling:
         title = SCENARIOS[config.scaling_scenario].title

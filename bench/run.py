@@ -255,8 +255,7 @@ class Runner:
                          f"{name} {child.url}" for name, child in self.servers.items()))
             for scenario in chosen:
                 await self.measure(scenario)
-            vendors = [s for s in chosen
-                       if s.server == PRODUCT and s.vendor and not s.reference]
+            vendors = [s for s in chosen if s.vendor_action]
             if config.memory_requests > 0 and vendors:
                 await self.memory_run(vendors, rss_at_start)
             for name in list(self.servers):  # the next runs need the cores

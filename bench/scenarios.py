@@ -64,6 +64,11 @@ class Scenario:
     reference: bool = False
 
     @property
+    def vendor_action(self) -> bool:
+        """A product action that calls a vendor: what the targets and the memory run measure."""
+        return self.server == PRODUCT and bool(self.vendor) and not self.reference
+
+    @property
     def k(self) -> int:
         return len(self.stages)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from bench.idempotency import KEEP_SHARE
 from bench.run import Level, Results
-from bench.scenarios import NAIVE, PRODUCT, SCENARIOS, Scenario
+from bench.scenarios import NAIVE, SCENARIOS, Scenario
 
 THROUGHPUT_SHARE = 0.9
 P50_SLACK = 0.005
@@ -110,8 +110,7 @@ def evaluate(results: Results) -> list[Target]:
     for name in config.scenarios:
         scenario = SCENARIOS[name]
         level = results.level(name, c)
-        if (scenario.server != PRODUCT or not scenario.vendor or scenario.reference
-                or level is None):
+        if not scenario.vendor_action or level is None:
             continue
         limit = bound(scenario, c, latency)
         if limit is not None:

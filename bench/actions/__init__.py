@@ -8,9 +8,9 @@ of the SDK server itself on this machine, and `action_bench_file_once`, which sa
 benchmark's "off" server (`bench.no_idempotency`).
 
 `action_bench_minimal_call` is the reference for the CPU of one vendor call: the library
-search Cention's action makes, as a bare aiohttp GET with a session of its own and a fixed
-token, its JSON decoded and nothing else (no HTTP layer, retries, metrics, models or
-logging). Run in the same server, at the same load, it shows what a vendor call costs this
+search Cention's action makes, as a bare aiohttp GET with a session of its own and the
+integration's token, its JSON decoded and nothing else (no HTTP layer, retries, metrics,
+models or logging). Run in the same server, at the same load, it shows what a vendor call costs this
 process at the least, so the product's figure can be read against it.
 """
 
@@ -27,7 +27,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_service_desk.actions import benti, cention, imbee, loop  # noqa: F401
 from rasa_service_desk.actions.base import IntegrationAction
 from rasa_service_desk.actions.runtime import integration
-from rasa_service_desk.clients.cention.client import normalise_query, search_queries
+from rasa_service_desk.clients.cention.client import (
+    JSONAPI_MEDIA_TYPE,
+    QUESTION_TYPE,
+    normalise_query,
+    search_queries,
+)
 from rasa_service_desk.clients.cention.settings import CentionSettings
 from rasa_service_desk.clients.pool import pool_limits
 
@@ -84,10 +89,10 @@ class ActionBenchMinimalCall(Action):
         phrase = search_queries(query, settings.search_strategy,
                                 settings.search_fallback_queries)[0]
         async with _session().get(
-                f"{settings.base_url}/capi/json/c3_library_questions",
+                f"{settings.base_url}/capi/json/{QUESTION_TYPE}",
                 params={"q_filter[phrase]": phrase, "q_filter[option]": "all"},
                 headers={"Authorization": f"Bearer {settings.library_jwt}",
-                         "Accept": "application/vnd.api+json"}) as resp:
+                         "Accept": JSONAPI_MEDIA_TYPE}) as resp:
             resp.raise_for_status()
             orjson.loads(await resp.read())
         return []
