@@ -29,7 +29,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from rasa_service_desk.actions.delivery import Submission, enqueuer, ensure_delivery_worker
-from rasa_service_desk.actions.runtime import action_deadline, within
+from rasa_service_desk.actions.runtime import action_deadline
 from rasa_service_desk.actions.submissions import (
     JsonDict,
     SubmissionInProgress,
@@ -47,6 +47,7 @@ from rasa_service_desk.clients.errors import (
     VendorUnavailable,
 )
 from rasa_service_desk.clients.http import set_wait_deadline
+from rasa_service_desk.timeouts import within
 
 logger = logging.getLogger(__name__)
 

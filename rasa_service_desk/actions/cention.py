@@ -38,7 +38,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_service_desk.actions.base import DomainDict, EventList, IntegrationAction, time_left
 from rasa_service_desk.actions.delivery import ActionSubmissionUpdate, Submission, declare
 from rasa_service_desk.actions.forms import TextSlotForm
-from rasa_service_desk.actions.runtime import client, enable, integration, within
+from rasa_service_desk.actions.runtime import client, enable, integration
 from rasa_service_desk.actions.shared_state import shared_state
 from rasa_service_desk.actions.transcript import shared_files, transcript_text
 from rasa_service_desk.actions.validation import (
@@ -70,6 +70,7 @@ from rasa_service_desk.clients.cention.settings import CentionSettings
 from rasa_service_desk.clients.errors import IntegrationError
 from rasa_service_desk.logs import conversation_fields, conversation_hash
 from rasa_service_desk.outbox import Kind
+from rasa_service_desk.timeouts import within
 
 logger = logging.getLogger(__name__)
 

@@ -9,11 +9,10 @@ first customer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 from rasa_service_desk.clients.errors import ConfigurationError
@@ -135,13 +134,3 @@ def client(name: str, factory: Callable[[Any], C]) -> C:
     if existing is None:
         existing = _clients[name] = factory(integration(name).settings)
     return existing
-
-
-async def within(coroutine: Awaitable[R], seconds: float) -> R:
-    """`await coroutine`, raising `asyncio.TimeoutError` after `seconds`. From Python 3.11
-    it runs in the caller's task (`asyncio.timeout`): `wait_for` there wrapped every action
-    run and every submission in a task of its own, which showed in the server's profile."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await coroutine
-    return await asyncio.wait_for(coroutine, seconds)

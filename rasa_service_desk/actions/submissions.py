@@ -46,13 +46,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from rasa_service_desk.actions.runtime import within
 from rasa_service_desk.actions.shared_state import shared_state
 from rasa_service_desk.clients.errors import IntegrationError, MalformedReply, VendorUnavailable
 from rasa_service_desk.outbox import conversation_key
 from rasa_service_desk.outbox.records import DONE, DONE_TTL, QUEUED, RECORDS, SENDING, mark_done
 from rasa_service_desk.outbox.worker import queueable
 from rasa_service_desk.state import Put
+from rasa_service_desk.timeouts import within
 
 logger = logging.getLogger(__name__)
 

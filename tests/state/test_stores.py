@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import asyncio as aioredis
 
 from rasa_service_desk.clients.cention.errand_registry import Delivery, ErrandRegistry
 from rasa_service_desk.clients.errors import ConfigurationError
 from rasa_service_desk.state import StateStore, StateUnavailable, load_store, open_store
+from rasa_service_desk.state import redis as redis_backend
 from rasa_service_desk.state.held_messages import hold, release
 from tests.support.redis import RedisServer
 from tests.support.servers import ROOT, free_port
@@ -301,6 +304,67 @@ async def test_redis_down_is_reported_not_hidden(redis_server: RedisServer) -> N
     with pytest.raises(StateUnavailable):
         await dead.claim("ns", "k", {})
     await dead.close()
+
+
+async def test_a_redis_that_stops_answering_fails_its_callers_in_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Redis that accepts the connection and then says nothing (a hung server, a network
+    that drops packets): every kind of operation fails within the timeout, naming no key,
+    instead of holding the action (and the customer) until Rasa gives up."""
+    monkeypatch.setattr(redis_backend, "TIMEOUT_SECONDS", 0.3)
+    received: list[bytes] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(4096):
+            received.append(data)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = open_store(f"redis://127.0.0.1:{port}/0")
+    operations = {
+        "get": lambda: store.get("ns", "secret-key"),
+        "batch": lambda: asyncio.gather(store.get("ns", "a"), store.put("ns", "b", {})),
+        "claim": lambda: store.claim("ns", "secret-key", {"v": 1}),
+        "take_all": lambda: store.take_all("ns", "secret-key"),
+        "keys": lambda: store.keys("ns"),
+    }
+    try:
+        for name, operation in operations.items():
+            started = time.monotonic()
+            with pytest.raises(StateUnavailable) as failure:
+                await operation()
+            assert time.monotonic() - started < 2.0, name
+            assert "secret-key" not in str(failure.value)
+    finally:
+        await store.close()
+        server.close()
+        await server.wait_closed()
+    assert received  # the commands were sent: it was the replies that never came
+
+
+async def test_after_a_timed_out_reply_the_next_commands_get_their_own_replies(
+        redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis busy past the timeout (a slow script elsewhere): the callers waiting meanwhile
+    fail, and the late replies meant for them never answer the commands that follow."""
+    monkeypatch.setattr(redis_backend, "TIMEOUT_SECONDS", 0.3)
+    store = open_store(redis_server.url)
+    await store.put("ns", "a", {"v": "a"})
+    await store.put("ns", "b", {"v": "b"})
+    other = aioredis.Redis.from_url(redis_server.url)
+    busy = asyncio.ensure_future(other.eval(
+        "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2] "
+        "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - s > 800000 return 1", 0))
+    await asyncio.sleep(0.1)  # the script runs: Redis answers nobody until it ends
+    late = await asyncio.gather(store.get("ns", "a"), store.get("ns", "b"),
+                                return_exceptions=True)
+    assert all(isinstance(result, StateUnavailable) for result in late)
+    assert await busy == 1
+    assert [await store.get("ns", "b"), await store.get("ns", "a")] == [{"v": "b"}, {"v": "a"}]
+    assert await asyncio.gather(store.get("ns", "a"), store.get("ns", "b")) == [
+        {"v": "a"}, {"v": "b"}]
+    await other.connection_pool.disconnect()
+    await store.close()
 
 
 @pytest.mark.parametrize("url, problem", [
