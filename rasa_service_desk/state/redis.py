@@ -59,7 +59,7 @@ _Queued = tuple[str, tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
 #: Seconds to connect, and to get all the replies of one round trip: a callback or an action
 #: must not hang. One bound per round trip (`within`), not redis-py's `socket_timeout`: that
 #: one arms a timer for every reply read and, before Python 3.12, runs every send in a task
-#: of its own. A submission's claim and record cost 10-30% less CPU with one bound per round
+#: of its own. A submission's claim and record cost 8-28% less CPU with one bound per round
 #: trip (64 concurrent submissions in one process, alternating rounds).
 TIMEOUT_SECONDS = 5.0
 #: Failures of the connection, not of one command: they fail every command of a batch.
