@@ -93,7 +93,7 @@ class RedisStore(StateStore):
                 self._batches.pop(stale, None)
             client = aioredis.Redis.from_url(
                 self.url, socket_connect_timeout=TIMEOUT_SECONDS, decode_responses=True,
-                socket_timeout=None)  # not redis-py 5+'s default of 5 s: `TIMEOUT_SECONDS`
+                socket_timeout=None)  # not redis-py 8's default of 5 s: `TIMEOUT_SECONDS`
             self._clients[loop] = client
         return client
 
