@@ -64,13 +64,14 @@ unit: .venv/.ok redis
 sdk36: .venv-sdk36/.ok
 	scripts/pytest .venv-sdk36 -m "not rasa and not e2e" tests/actions
 
-# Tests that import Rasa itself, plus the actions served from Rasa's own environment
-# (pydantic 1.10), as designers who run `rasa run actions` next to Rasa do.
+# Tests that import Rasa itself, plus the actions, clients, simulators and stores in Rasa's
+# own environment (pydantic 1.10, aiohttp 3.9), as designers who run `rasa run actions`
+# next to Rasa do.
 rasa:
 	scripts/with-rasa-env $(MAKE) .venv-rasa/.ok
 	scripts/with-rasa-env scripts/pytest .venv-rasa -m rasa tests/connectors tests/rasa
 	scripts/with-rasa-env scripts/pytest .venv-rasa -m "not rasa and not e2e" tests/actions tests/test_domain_consistency.py \
-	    tests/clients/test_settings_validation.py
+	    tests/clients tests/sandbox tests/state tests/outbox
 
 # Trains the reference bot if domain/, data/ or config/config.yml changed (models/ cache).
 e2e: .venv/.ok redis

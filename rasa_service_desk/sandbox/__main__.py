@@ -12,15 +12,14 @@ import logging
 
 from aiohttp import web
 
+from rasa_service_desk.sandbox.core import serve_together
 from rasa_service_desk.sandbox.registry import build_simulators
 
 
 def build_app(latency: float = 0.0) -> web.Application:
     """One application mounting every simulator under its vendor prefix."""
-    root = web.Application()
     simulators = build_simulators(latency)
-    for name, simulator in simulators.items():
-        root.add_subapp(f"/{name}", simulator.app())
+    root = serve_together(simulators)
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "simulators": sorted(simulators)})

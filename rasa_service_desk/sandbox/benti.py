@@ -40,7 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from rasa_service_desk.clients.benti.settings import SANDBOX_API_KEY, SANDBOX_API_SECRET
-from rasa_service_desk.sandbox.core import CONTROL_PREFIX, Fault, Simulator
+from rasa_service_desk.sandbox.core import CONTROL_PREFIX, Fault, Routes, Simulator
 
 PAYLOAD_LIMIT = 10 * 1024 * 1024
 QUOTA_PER_DAY = 100_000
@@ -104,15 +104,15 @@ class BentiSimulator(Simulator):
         self.tokens = dict.fromkeys(self.tokens, past)
 
     # -- routes ------------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/v1/auth", self._guard(self.auth, bearer=False))
-        app.router.add_post("/v1/refreshToken", self._guard(self.refresh))
-        app.router.add_get("/v1/apis", self._guard(self.apis))
-        app.router.add_get("/ticketing/v1/users", self._guard(self.find_users))
-        app.router.add_post("/ticketing/v1/users", self._guard(self.create_user))
-        app.router.add_post("/ticketing/v1/media", self._guard(self.upload_media))
-        app.router.add_post("/ticketing/v1/tickets", self._guard(self.create_ticket))
-        app.router.add_post(CONTROL_PREFIX + "config", self._post_config)
+    def add_routes(self, routes: Routes) -> None:
+        routes.add_post("/v1/auth", self._guard(self.auth, bearer=False))
+        routes.add_post("/v1/refreshToken", self._guard(self.refresh))
+        routes.add_get("/v1/apis", self._guard(self.apis))
+        routes.add_get("/ticketing/v1/users", self._guard(self.find_users))
+        routes.add_post("/ticketing/v1/users", self._guard(self.create_user))
+        routes.add_post("/ticketing/v1/media", self._guard(self.upload_media))
+        routes.add_post("/ticketing/v1/tickets", self._guard(self.create_ticket))
+        routes.add_post(CONTROL_PREFIX + "config", self._post_config)
 
     async def _post_config(self, request: web.Request) -> web.Response:
         data = await request.json()
@@ -131,7 +131,9 @@ class BentiSimulator(Simulator):
             limited = self._throttle()
             if limited is not None:
                 return limited
-            reply = await self._check(request, bearer) or await handler(request)
+            # `is None`, not `or`: aiohttp before 3.10 makes an empty response falsy.
+            refused = await self._check(request, bearer)
+            reply = refused if refused is not None else await handler(request)
             reply.headers.update(self._rate_headers())
             return reply
 

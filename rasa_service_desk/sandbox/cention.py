@@ -68,7 +68,7 @@ from rasa_service_desk.clients.cention.settings import (
     SANDBOX_LIBRARY_TOKEN,
     SANDBOX_REPORT_TOKEN,
 )
-from rasa_service_desk.sandbox.core import Fault, Simulator
+from rasa_service_desk.sandbox.core import Fault, Routes, Simulator
 
 JSONAPI = "application/vnd.api+json"
 API = "/s/{workspace}/capi/json"
@@ -217,7 +217,7 @@ class CentionSimulator(Simulator):
         return value
 
     # -- routes --------------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:
+    def add_routes(self, routes: Routes) -> None:
         get = [
             ("c3_libraries", self._libraries, "library"),
             ("c3_libraries/{id}", self._library, "library"),
@@ -234,21 +234,21 @@ class CentionSimulator(Simulator):
             ("c3_area_archives/{id}", self._archive, "attachment"),
         ]
         for path, handler, claim in get:
-            app.router.add_get(f"{API}/{path}", self._api(handler, claim))
-        app.router.add_post(f"{API}/c3_new_errands", self._api(self._new_errand, "errand"))
-        app.router.add_post(f"{API}/c3_end_errands", self._api(self._end_errand, "errand"))
-        app.router.add_get(f"{API}/c3_errand_reports/{{id}}",
+            routes.add_get(f"{API}/{path}", self._api(handler, claim))
+        routes.add_post(f"{API}/c3_new_errands", self._api(self._new_errand, "errand"))
+        routes.add_post(f"{API}/c3_end_errands", self._api(self._end_errand, "errand"))
+        routes.add_get(f"{API}/c3_errand_reports/{{id}}",
                            self._api(self._errand_report, "errand_data"))
-        app.router.add_get(f"{API}/c3_dirty_errand_list",
+        routes.add_get(f"{API}/c3_dirty_errand_list",
                            self._api(self._dirty_list, "errand_data"))
-        app.router.add_post(f"{API}/c3_dirty_errand_list",
+        routes.add_post(f"{API}/c3_dirty_errand_list",
                             self._api(self._mark_dirty, "errand_data"))
-        app.router.add_post(f"{API}/c3_contact_cards",
+        routes.add_post(f"{API}/c3_contact_cards",
                             self._api(self._contact_card, "contacts"))
-        app.router.add_post("/_sandbox/callback", self._set_callback)
-        app.router.add_post("/_sandbox/answer", self._answer)
-        app.router.add_post("/_sandbox/open", self._open)
-        app.router.add_post("/_sandbox/search-mode", self._set_search_mode)
+        routes.add_post("/_sandbox/callback", self._set_callback)
+        routes.add_post("/_sandbox/answer", self._answer)
+        routes.add_post("/_sandbox/open", self._open)
+        routes.add_post("/_sandbox/search-mode", self._set_search_mode)
 
     async def fault_reply(self, fault: Fault, request: web.Request) -> web.StreamResponse:
         headers = dict(fault.headers)
@@ -263,7 +263,10 @@ class CentionSimulator(Simulator):
         """Wrap a vendor route with content negotiation and the claim check."""
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            problem = _negotiate(request) or self._authorise(request, claim)
+            # `is None`, not `or`: aiohttp before 3.10 makes an empty response falsy.
+            problem = _negotiate(request)
+            if problem is None:
+                problem = self._authorise(request, claim)
             if problem is not None:
                 return problem
             if request.match_info.get("workspace") != "demo":

@@ -24,14 +24,38 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTROL_PREFIX = "/_sandbox/"
+#: Largest request body (Benti's attachments).
+MAX_BODY_BYTES = 32 * 1024**2
+
+
+class Routes(Protocol):
+    """Where a simulator registers its endpoints: an aiohttp router, or `_Prefixed`."""
+
+    def add_get(self, path: str, handler: Handler) -> Any: ...
+
+    def add_post(self, path: str, handler: Handler) -> Any: ...
+
+
+@dataclass(frozen=True)
+class _Prefixed:
+    """A router's `add_get` and `add_post`, every path under `prefix`."""
+
+    router: web.UrlDispatcher
+    prefix: str
+
+    def add_get(self, path: str, handler: Handler) -> Any:
+        return self.router.add_get(self.prefix + path, handler)
+
+    def add_post(self, path: str, handler: Handler) -> Any:
+        return self.router.add_post(self.prefix + path, handler)
 
 
 @dataclass
@@ -63,6 +87,8 @@ class Simulator:
 
     def __init__(self, latency: float = 0.0) -> None:
         self.latency = latency
+        #: Where the simulator is mounted ("" when it is served alone, by `app()`).
+        self.prefix = ""
         self.calls: Counter[str] = Counter()
         self.faults: list[Fault] = []
         self.reset()
@@ -71,7 +97,7 @@ class Simulator:
     def reset_state(self) -> None:
         """Forget every stored object (tickets, tokens, ...)."""
 
-    def add_routes(self, app: web.Application) -> None:
+    def add_routes(self, routes: Routes) -> None:
         """Register the vendor's endpoints."""
         raise NotImplementedError
 
@@ -110,7 +136,9 @@ class Simulator:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if CONTROL_PREFIX in request.path:
+        # Mounted together, every simulator's middleware sees every request: only its own
+        # vendor calls are counted, delayed and given faults.
+        if not request.path.startswith(self.prefix + "/") or CONTROL_PREFIX in request.path:
             return await handler(request)
         route = request.match_info.route.resource
         template = route.canonical if route is not None else request.path
@@ -146,16 +174,25 @@ class Simulator:
         return None
 
     def app(self) -> web.Application:
-        """The aiohttp application: vendor routes plus the control API."""
-        app = web.Application(middlewares=[self._middleware], client_max_size=32 * 1024**2)
-        self.add_routes(app)
-        app.router.add_get(CONTROL_PREFIX + "calls", self._get_calls)
-        app.router.add_post(CONTROL_PREFIX + "faults", self._post_faults)
-        app.router.add_post(CONTROL_PREFIX + "latency", self._post_latency)
-        app.router.add_post(CONTROL_PREFIX + "reset", self._post_reset)
-        app.router.add_get(CONTROL_PREFIX + "state", self._get_state)
-        app.router.add_post(CONTROL_PREFIX + "expire-tokens", self._post_expire)
+        """The simulator served alone, at the root: vendor routes plus the control API."""
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES)
+        self._register(app.router)
         return app
+
+    def mount(self, router: web.UrlDispatcher, prefix: str) -> None:
+        """Register the simulator's routes under `prefix` in a shared application, whose
+        middlewares must include this simulator's (`serve_together` does both)."""
+        self.prefix = prefix
+        self._register(_Prefixed(router, prefix))
+
+    def _register(self, routes: Routes) -> None:
+        self.add_routes(routes)
+        routes.add_get(CONTROL_PREFIX + "calls", self._get_calls)
+        routes.add_post(CONTROL_PREFIX + "faults", self._post_faults)
+        routes.add_post(CONTROL_PREFIX + "latency", self._post_latency)
+        routes.add_post(CONTROL_PREFIX + "reset", self._post_reset)
+        routes.add_get(CONTROL_PREFIX + "state", self._get_state)
+        routes.add_post(CONTROL_PREFIX + "expire-tokens", self._post_expire)
 
     async def _get_calls(self, _: web.Request) -> web.Response:
         return web.json_response(dict(self.calls))
@@ -179,3 +216,23 @@ class Simulator:
     async def _post_expire(self, _: web.Request) -> web.Response:
         self.expire_tokens()
         return web.json_response({"expired": True})
+
+
+def serve_together(simulators: Mapping[str, Simulator]) -> web.Application:
+    """One application serving each simulator under `/<name>`.
+
+    The routes are registered with their prefix, not as aiohttp sub-applications: before
+    3.10, aiohttp (Rasa 3.6 pins 3.9) matches a sub-application against `request.url`, which
+    the yarl of the same pin set cannot build from a `Host: 127.0.0.1:8765` header, so every
+    request to the simulators failed with 500 in a bot's Rasa environment."""
+    root = web.Application(middlewares=[simulator._middleware for simulator in
+                                        simulators.values()], client_max_size=MAX_BODY_BYTES)
+    for name, simulator in simulators.items():
+        simulator.mount(root.router, f"/{name}")
+    return root
+
+
+def origin(request: web.Request) -> str:
+    """`<scheme>://<host>` as the caller addressed the simulator (not `request.url`, which
+    aiohttp 3.9 cannot build with a recent yarl; see `serve_together`)."""
+    return f"{request.scheme}://{request.host}"

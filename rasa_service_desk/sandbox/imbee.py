@@ -30,7 +30,7 @@ from rasa_service_desk.clients.imbee.settings import (
     SANDBOX_BOT_ID,
     SANDBOX_CORPORATE_TOKEN,
 )
-from rasa_service_desk.sandbox.core import Fault, Simulator
+from rasa_service_desk.sandbox.core import Fault, Routes, Simulator, origin
 
 USER_PATH = "/third_parties/user/new"
 CHAT_PATH = "/chat/create"
@@ -124,11 +124,11 @@ class ImbeeSimulator(Simulator):
         self.chats = {}
         self.tokens = {}
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_post(USER_PATH, self._create_user)
-        app.router.add_post(CHAT_PATH, self._create_chat)
-        app.router.add_post(TOKEN_PATH, self._create_token)
-        app.router.add_get(ACCESS_PATH + "{token}", self._open_link)
+    def add_routes(self, routes: Routes) -> None:
+        routes.add_post(USER_PATH, self._create_user)
+        routes.add_post(CHAT_PATH, self._create_chat)
+        routes.add_post(TOKEN_PATH, self._create_token)
+        routes.add_get(ACCESS_PATH + "{token}", self._open_link)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -268,7 +268,7 @@ class ImbeeSimulator(Simulator):
         prefix = request.path[: -len(TOKEN_PATH)]
         token = self.tokens[key] = Token(
             value=value,
-            url=f"{request.url.origin()}{prefix}{ACCESS_PATH}{value}",
+            url=f"{origin(request)}{prefix}{ACCESS_PATH}{value}",
             virtual_user=virtual_user,
             user_idsha=user.idsha,
             bot_idsha=str(bot),

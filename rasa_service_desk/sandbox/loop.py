@@ -45,7 +45,7 @@ from typing import Any
 from aiohttp import web
 
 from rasa_service_desk.clients.loop.settings import SANDBOX_AUTH_TOKEN, SANDBOX_LOOP_TYPE
-from rasa_service_desk.sandbox.core import CONTROL_PREFIX, Fault, Simulator
+from rasa_service_desk.sandbox.core import CONTROL_PREFIX, Fault, Routes, Simulator, origin
 
 API = "/api/v1"
 
@@ -179,8 +179,8 @@ class LoopSimulator(Simulator):
         body = fault.body if fault.body is not None else {"error": f"injected {fault.status}"}
         return web.json_response(body, status=fault.status or 500, headers=headers)
 
-    def add_routes(self, app: web.Application) -> None:
-        routes = [
+    def add_routes(self, routes: Routes) -> None:
+        endpoints = [
             ("GET", "/locations", self._locations),
             ("GET", "/locations/{shortcode}", self._location),
             ("GET", "/looptypes", self._loop_types),
@@ -195,9 +195,10 @@ class LoopSimulator(Simulator):
             ("GET", "/users", self._find_users),
             ("POST", "/invite/url", self._invite_url),
         ]
-        for method, path, handler in routes:
-            app.router.add_route(method, API + path, self._guarded(handler))
-        app.router.add_post(CONTROL_PREFIX + "settings", self._post_settings)
+        for method, path, handler in endpoints:
+            add = routes.add_get if method == "GET" else routes.add_post
+            add(API + path, self._guarded(handler))
+        routes.add_post(CONTROL_PREFIX + "settings", self._post_settings)
 
     # -- plumbing ------------------------------------------------------------------
     def _guarded(self, handler: Any) -> Any:
@@ -252,7 +253,7 @@ class LoopSimulator(Simulator):
         return found
 
     def _view_url(self, request: web.Request, loop_id: str) -> str:
-        return f"{request.url.origin()}/loop/view/{loop_id}"
+        return f"{origin(request)}/loop/view/{loop_id}"
 
     # -- configuration -------------------------------------------------------------
     async def _locations(self, _: web.Request) -> Any:
@@ -458,7 +459,7 @@ class LoopSimulator(Simulator):
             fields = self._custom_field_values(fields)
         guest = self._guest(body, fields)
         path = f"/loop/create/{location['shortcode']}" if location else "/loop/create"
-        url = f"{request.url.origin()}{path}"
+        url = f"{origin(request)}{path}"
         reply: dict[str, Any] = {"url": f"{url}?_uid={guest['id']}" if guest else url}
         if guest:
             reply["guestId"] = guest["id"]

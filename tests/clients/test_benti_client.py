@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 from pydantic import SecretStr
@@ -27,6 +26,7 @@ from rasa_service_desk.clients.benti import Attachment, BentiClient, BentiSettin
 from rasa_service_desk.clients.benti.auth import AUTH_FAILURE_HOLD_SECONDS
 from rasa_service_desk.clients.benti.client import error_message
 from rasa_service_desk.clients.benti.settings import MIB, SANDBOX_API_KEY
+from rasa_service_desk.clients.compat import copy_model
 from rasa_service_desk.clients.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -36,7 +36,7 @@ from rasa_service_desk.clients.errors import (
 )
 from rasa_service_desk.clients.http import close_shared_sessions
 from rasa_service_desk.sandbox.benti import BentiSimulator
-from rasa_service_desk.sandbox.core import Fault
+from rasa_service_desk.sandbox.core import Fault, serve_together
 
 #: Inbenta's documented answers ("Gateway Errors" and "API Errors" pages).
 EXPLICIT_DENY = {"Message": "User is not authorized to access this resource with an explicit deny"}
@@ -64,7 +64,7 @@ class Benti:
     clock: Clock
 
     def settings(self, **changes: object) -> BentiSettings:
-        return BentiSettings().for_sandbox(self.url).model_copy(update=changes)
+        return copy_model(BentiSettings().for_sandbox(self.url), **changes)
 
     def client(self, **changes: object) -> BentiClient:
         return BentiClient(self.settings(**changes), clock=self.clock)
@@ -77,8 +77,7 @@ class Benti:
 @pytest.fixture
 async def benti() -> AsyncIterator[Benti]:
     sim = BentiSimulator()
-    root = web.Application(client_max_size=32 * MIB)
-    root.add_subapp("/benti", sim.app())
+    root = serve_together({"benti": sim})
     async with TestServer(root, host="127.0.0.1") as server:
         yield Benti(sim, str(server.make_url("")).rstrip("/"), Clock())
         await close_shared_sessions()

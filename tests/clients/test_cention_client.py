@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 from pydantic import SecretStr
@@ -37,6 +36,7 @@ from rasa_service_desk.clients.cention.errands import (
 )
 from rasa_service_desk.clients.cention.models import error_text
 from rasa_service_desk.clients.cention.settings import CentionSettings
+from rasa_service_desk.clients.compat import copy_model
 from rasa_service_desk.clients.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -46,6 +46,7 @@ from rasa_service_desk.clients.errors import (
 )
 from rasa_service_desk.clients.http import HttpClient, RetryPolicy, close_shared_sessions
 from rasa_service_desk.sandbox.cention import CentionSimulator
+from rasa_service_desk.sandbox.core import serve_together
 
 BASE = "https://api.cention.test/s/demo"
 API = f"{BASE}/capi/json"
@@ -161,8 +162,11 @@ async def test_top_list_only_offers_external_questions(vendor: aioresponses) -> 
     vendor.get(QUESTIONS, payload=SEARCH_DOC)
     popular = await make_client().popular()
     assert [q.id for q in popular] == ["2"]
-    assert any("filter%5Btoplist%5D=true" in u or "filter[toplist]=true" in u
-               for u in sent_urls(vendor))
+    # The parameters handed to aiohttp: aioresponses 0.7.6 with aiohttp 3.9 (Rasa 3.6's
+    # pins) records them encoded twice, although aiohttp sends them encoded once.
+    assert any(call.kwargs.get("params") == {"filter[toplist]": "true"}
+               for (verb, _), calls in vendor.requests.items() if verb == "GET"
+               for call in calls)
 
 
 async def test_operator_can_allow_internal_libraries(vendor: aioresponses) -> None:
@@ -248,14 +252,13 @@ async def test_failures_are_not_cached(vendor: aioresponses) -> None:
 @pytest.fixture
 async def simulated() -> AsyncIterator[tuple[CentionSimulator, str]]:
     sim = CentionSimulator()
-    root = web.Application()
-    root.add_subapp("/cention", sim.app())
+    root = serve_together({"cention": sim})
     async with TestServer(root, host="127.0.0.1") as server:
         yield sim, str(server.make_url("")).rstrip("/")
 
 
 def sandbox_client(url: str, **changes: Any) -> CentionClient:
-    config = CentionSettings().for_sandbox(url).model_copy(update=changes)
+    config = copy_model(CentionSettings().for_sandbox(url), **changes)
     return CentionClient(config)
 
 

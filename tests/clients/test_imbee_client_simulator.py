@@ -7,22 +7,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from rasa_service_desk.clients.compat import copy_model
 from rasa_service_desk.clients.errors import AuthenticationError, RejectedInput, VendorUnavailable
 from rasa_service_desk.clients.http import close_shared_sessions
 from rasa_service_desk.clients.imbee.client import ImbeeClient
 from rasa_service_desk.clients.imbee.settings import ImbeeSettings
-from rasa_service_desk.sandbox.core import Fault
+from rasa_service_desk.sandbox.core import Fault, serve_together
 from rasa_service_desk.sandbox.imbee import ImbeeSimulator
 
 
 @pytest.fixture
 async def simulator() -> AsyncIterator[tuple[ImbeeSimulator, str]]:
     sim = ImbeeSimulator()
-    root = web.Application()
-    root.add_subapp("/imbee", sim.app())
+    root = serve_together({"imbee": sim})
     server = TestServer(root, host="127.0.0.1")
     await server.start_server()
     try:
@@ -87,6 +86,6 @@ async def test_server_errors_and_wrong_credentials(simulator: Any) -> None:
     with pytest.raises(VendorUnavailable):
         await client_for(url).open_chat("conversation-1", email="ana@example.com")
     settings = ImbeeSettings().for_sandbox(url)
-    wrong = settings.model_copy(update={"auth_token": settings.corporate_token})
+    wrong = copy_model(settings, auth_token=settings.corporate_token)
     with pytest.raises(AuthenticationError):
         await ImbeeClient(wrong).open_chat("conversation-1", email="ana@example.com")

@@ -416,7 +416,8 @@ async def test_malformed_replies() -> None:
 
 async def test_timeout_is_vendor_unavailable() -> None:
     with aioresponses() as mocked:
-        mocked.get(url("/locations/1300"), exception=TimeoutError(), repeat=True)
+        # asyncio's, which aiohttp raises (on Python 3.10 the built-in one is another class).
+        mocked.get(url("/locations/1300"), exception=asyncio.TimeoutError(), repeat=True)
         with pytest.raises(VendorUnavailable, match="timed out"):
             await fake_client().location()
 

@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from rasa_service_desk.clients.benti.settings import SANDBOX_API_KEY, SANDBOX_API_SECRET
 from rasa_service_desk.sandbox.benti import BentiSimulator
-from rasa_service_desk.sandbox.core import Fault
+from rasa_service_desk.sandbox.core import Fault, serve_together
 
 KEY = {"x-inbenta-key": SANDBOX_API_KEY}
 #: Inbenta's documented answers, word for word ("Gateway Errors" and "API Errors" pages).
@@ -30,8 +29,7 @@ def sim() -> BentiSimulator:
 
 @pytest.fixture
 async def http(sim: BentiSimulator) -> AsyncIterator[TestClient[Any, Any]]:
-    root = web.Application(client_max_size=32 * 1024**2)
-    root.add_subapp("/benti", sim.app())
+    root = serve_together({"benti": sim})
     async with TestClient(TestServer(root, host="127.0.0.1")) as client:
         yield client
 

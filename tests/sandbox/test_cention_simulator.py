@@ -21,6 +21,7 @@ from rasa_service_desk.sandbox.cention import (
     SANDBOX_REPORT_TOKEN,
     CentionSimulator,
 )
+from rasa_service_desk.sandbox.core import serve_together
 
 
 @dataclass
@@ -51,8 +52,7 @@ class Running:
 @pytest.fixture
 async def cention() -> AsyncIterator[Running]:
     sim = CentionSimulator()
-    root = web.Application()
-    root.add_subapp("/cention", sim.app())
+    root = serve_together({"cention": sim})
     received: list[dict[str, Any]] = []
 
     async def callback(request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from rasa_service_desk.sandbox.core import Simulator
+from rasa_service_desk.sandbox.core import Routes, Simulator
 
 
 class EchoSimulator(Simulator):
@@ -19,7 +19,7 @@ class EchoSimulator(Simulator):
     def reset_state(self) -> None:
         self.items: list[Any] = []
 
-    def add_routes(self, app: web.Application) -> None:
+    def add_routes(self, routes: Routes) -> None:
         async def create(request: web.Request) -> web.Response:
             self.items.append(await request.json())
             return web.json_response({"id": len(self.items)}, status=201)
@@ -27,8 +27,8 @@ class EchoSimulator(Simulator):
         async def read(request: web.Request) -> web.Response:
             return web.json_response({"id": request.match_info["id"]})
 
-        app.router.add_post("/items", create)
-        app.router.add_get("/items/{id}", read)
+        routes.add_post("/items", create)
+        routes.add_get("/items/{id}", read)
 
     def state(self) -> dict[str, Any]:
         return {"items": self.items}

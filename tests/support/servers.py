@@ -38,8 +38,7 @@ def python_for_action_server() -> str:
 
 def python_for_sandbox() -> str:
     """The simulators are test peers, not part of the environment under test: they run from
-    the main `.venv` where it exists. (Rasa 3.6's pins give aiohttp 3.9 with a yarl whose
-    server side cannot parse a `Host: ip:port` header; Rasa itself only uses the client.)"""
+    the main `.venv` where it exists (tests/sandbox checks them in Rasa's environment too)."""
     main = ROOT / ".venv" / "bin" / "python"
     return str(main) if main.exists() else sys.executable
 

@@ -1,17 +1,19 @@
 """Benti replies (validated with pydantic) and the client's own input/output types.
 
 Reply models use only the pydantic API shared by versions 1.10 and 2 (see `clients.compat`).
-Identifiers come back as strings or numbers depending on the endpoint, so both are accepted
-and handled as strings.
+Identifiers come back as strings or numbers depending on the endpoint. Both are accepted and
+kept as sent: a user id goes back to Benti as a ticket's `creator` in the type Benti gave it
+(pydantic 1.10, Rasa 3.6's, turned `str | int` numbers into strings).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-Identifier = str | int
+#: Strict, so that neither pydantic version converts one type into the other.
+Identifier = StrictInt | StrictStr
 
 
 class AuthReply(BaseModel):
