@@ -47,6 +47,7 @@ Control routes beside the base ones:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import json
@@ -749,7 +750,7 @@ class CentionSimulator(Simulator):
                 timeout=aiohttp.ClientTimeout(total=30),
             ) as resp:
                 result = {"status": resp.status, "body": (await resp.text())[:2000]}
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # 3.10: not TimeoutError
             result = {"status": None, "error": type(exc).__name__}
         self.last_callback = {**result, "errand_id": str(data["errand_id"]), "payload": payload}
         return web.json_response({**result, "payload": payload})

@@ -48,14 +48,14 @@ class Routes(Protocol):
 class _Prefixed:
     """A router's `add_get` and `add_post`, every path under `prefix`."""
 
-    router: web.UrlDispatcher
+    _router: web.UrlDispatcher  # private: an old-style `app.router.add_*` fails loudly
     prefix: str
 
     def add_get(self, path: str, handler: Handler) -> Any:
-        return self.router.add_get(self.prefix + path, handler)
+        return self._router.add_get(self.prefix + path, handler)
 
     def add_post(self, path: str, handler: Handler) -> Any:
-        return self.router.add_post(self.prefix + path, handler)
+        return self._router.add_post(self.prefix + path, handler)
 
 
 @dataclass
@@ -175,6 +175,7 @@ class Simulator:
 
     def app(self) -> web.Application:
         """The simulator served alone, at the root: vendor routes plus the control API."""
+        self.prefix = ""
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES)
         self._register(app.router)
         return app
