@@ -29,7 +29,6 @@ from rasa_service_desk.logs import configure_action_server_logging
 logger = logging.getLogger(__name__)
 
 C = TypeVar("C")
-R = TypeVar("R")
 
 _integrations: dict[str, Integration] = {}
 _clients: dict[str, Any] = {}

@@ -239,13 +239,13 @@ class CentionSimulator(Simulator):
         routes.add_post(f"{API}/c3_new_errands", self._api(self._new_errand, "errand"))
         routes.add_post(f"{API}/c3_end_errands", self._api(self._end_errand, "errand"))
         routes.add_get(f"{API}/c3_errand_reports/{{id}}",
-                           self._api(self._errand_report, "errand_data"))
+                       self._api(self._errand_report, "errand_data"))
         routes.add_get(f"{API}/c3_dirty_errand_list",
-                           self._api(self._dirty_list, "errand_data"))
+                       self._api(self._dirty_list, "errand_data"))
         routes.add_post(f"{API}/c3_dirty_errand_list",
-                            self._api(self._mark_dirty, "errand_data"))
+                        self._api(self._mark_dirty, "errand_data"))
         routes.add_post(f"{API}/c3_contact_cards",
-                            self._api(self._contact_card, "contacts"))
+                        self._api(self._contact_card, "contacts"))
         routes.add_post("/_sandbox/callback", self._set_callback)
         routes.add_post("/_sandbox/answer", self._answer)
         routes.add_post("/_sandbox/open", self._open)

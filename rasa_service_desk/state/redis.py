@@ -166,13 +166,9 @@ class RedisStore(StateStore):
             name, args, kwargs, _ = batch[0]
             return [await within(getattr(self._client(), name)(*args, **kwargs),
                                  TIMEOUT_SECONDS)]
-        return await within(self._pipelined(batch), TIMEOUT_SECONDS)
-
-    async def _pipelined(self, batch: list[_Queued]) -> list[Any]:
-        async with self._client().pipeline(transaction=False) as pipe:
-            for name, args, kwargs, _ in batch:
-                getattr(pipe, name)(*args, **kwargs)
-            return list(await pipe.execute(raise_on_error=False))
+        commands = tuple((name, args, kwargs) for name, args, kwargs, _ in batch)
+        return await within(self._executed(commands, atomic=False, raise_on_error=False),
+                            TIMEOUT_SECONDS)
 
     async def _one_alone(self, command: _Queued) -> Any:
         """One command of a batch that could not be packed; its own error as its result."""
@@ -200,11 +196,13 @@ class RedisStore(StateStore):
             return await within(self._executed(commands, atomic), TIMEOUT_SECONDS)
 
     async def _executed(self, commands: tuple[tuple[str, tuple[Any, ...], dict[str, Any]], ...],
-                        atomic: bool) -> list[Any]:
+                        atomic: bool, raise_on_error: bool = True) -> list[Any]:
+        """`commands` in one pipeline; without `raise_on_error`, a command's own error is
+        its result."""
         async with self._client().pipeline(transaction=atomic) as pipe:
             for name, args, kwargs in commands:
                 getattr(pipe, name)(*args, **kwargs)
-            return list(await pipe.execute())
+            return list(await pipe.execute(raise_on_error=raise_on_error))
 
     async def put(self, namespace: str, key: str, value: JsonDict,
                   ttl: float | None = None) -> None:
